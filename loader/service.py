@@ -1,0 +1,144 @@
+"""The function as an HTTP service: parse the request, resolve settings, get the key, run, answer.
+
+Answers (JSON): 200 `status: ok`; 400 bad body; 405 not POST; 409 a run is already in progress on
+this instance; 500 configuration / Secret Manager / warehouse problems; 502 the API failed for
+one or more resources (the others are loaded, see `resources`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from typing import Any, Dict, List, Tuple
+
+from loader.logs import redact, setup_logging
+from loader.secrets import SecretError, forget_cached_keys, read_api_key
+from loader.settings import SettingsError, load_settings
+from source.settings import RESOURCE_NAMES
+
+log = setup_logging()
+_run_lock = threading.Lock()
+
+Answer = Tuple[int, Dict[str, Any]]
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def parse_body(raw: bytes) -> List[str]:
+    """The resources a request asks for: all ten for an empty body or `{}`."""
+    valid = f"valid names: {', '.join(RESOURCE_NAMES)}"
+    text = raw.decode("utf-8", errors="replace").strip() if raw else ""
+    if not text:
+        return list(RESOURCE_NAMES)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise BadRequest(f'the body is not valid JSON: send {{}} or {{"resources": [...]}}; {valid}') from None
+    if not isinstance(body, dict):
+        raise BadRequest(f'the body must be a JSON object like {{"resources": ["sessions"]}}; {valid}')
+    unknown_keys = sorted(set(body) - {"resources"})
+    if unknown_keys:
+        raise BadRequest(f'unknown field(s) {unknown_keys}: the only field is "resources"; {valid}')
+    if "resources" not in body:
+        return list(RESOURCE_NAMES)
+    names = body["resources"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise BadRequest(f'"resources" must be a non-empty list of resource names; {valid}')
+    unknown = [n for n in names if n not in RESOURCE_NAMES]
+    if unknown:
+        raise BadRequest(f"unknown resource(s) {unknown}; {valid}")
+    return [n for n in RESOURCE_NAMES if n in names]
+
+
+def missing_settings_message(exc: Any) -> str:
+    """Name each missing setting and where to set it (dlt's exception lists provider traces)."""
+    parts = []
+    for name in getattr(exc, "fields", []):
+        env = f"SOURCES__ANALYTICS__{name.upper()}"
+        where = f"{env} (or {name} under [sources.analytics] in .dlt/{'secrets' if name == 'api_key' else 'config'}.toml)"
+        if name == "api_key":
+            where = f"API_KEY_SECRET (a Secret Manager version) or {where}"
+        parts.append(f"'{name}': set {where}")
+    return "missing setting " + "; ".join(parts)
+
+
+def handle(method: str, raw_body: bytes) -> Answer:
+    """Serve one request. Never raises; never puts the key in the answer."""
+    run_id = uuid.uuid4().hex[:12]
+    if method != "POST":
+        return 405, {"status": "error", "run_id": run_id, "error": f"method {method} not allowed: use POST"}
+    try:
+        resources = parse_body(raw_body)
+    except BadRequest as exc:
+        return 400, {"status": "error", "run_id": run_id, "error": str(exc)}
+    if not _run_lock.acquire(blocking=False):
+        log.warning("a run is already in progress on this instance", extra={"run_id": run_id})
+        return 409, {"status": "error", "run_id": run_id, "error": "a run is already in progress on this instance; try again when it ends"}
+    try:
+        status, body = _run(resources, run_id)
+    finally:
+        _run_lock.release()
+    body = json.loads(redact(json.dumps(body)))
+    log.log(40 if status >= 500 else 20, f"run answered {status}", extra={"run_id": run_id, "http_status": status})
+    return status, body
+
+
+def _run(resources: List[str], run_id: str) -> Answer:
+    started = time.monotonic()
+    log.info("run started", extra={"run_id": run_id, "resources": resources})
+    try:
+        settings = load_settings()
+        os.environ.setdefault("DLT_DATA_DIR", str(settings.data_dir))
+        api_key = read_api_key(settings.api_key_secret, settings.api_key_cache_seconds) if settings.api_key_secret else None
+        from loader.pipeline import run_load
+
+        result = run_load(settings, resources, api_key, run_id)
+    except (SettingsError, SecretError) as exc:
+        return _error(500, run_id, str(exc), started)
+    except Exception as exc:  # dlt wraps everything in PipelineStepFailed
+        return _error(500, run_id, _describe(exc), started)
+    body: Dict[str, Any] = {
+        "status": "ok" if not result.failed else "error",
+        "run_id": run_id,
+        "pipeline": result.pipeline,
+        "destination": result.destination,
+        "dataset": result.dataset,
+        "load_ids": result.load_ids,
+        "row_counts": result.row_counts,
+        "resources": result.resources,
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+    if not result.failed:
+        return 200, body
+    if any(r.get("status_code") in (401, 403) for r in result.resources.values()):
+        forget_cached_keys()  # a rotated key: read it again on the next run
+    body["error"] = f"{len(result.failed)} of {len(resources)} resource(s) failed (the others loaded): " + "; ".join(
+        f"{name}: {reason}" for name, reason in result.failed.items()
+    )
+    return 502, body
+
+
+def _describe(exc: BaseException) -> str:
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ConfigFieldMissingException):
+            return missing_settings_message(seen)
+        if isinstance(seen, (ValueError, SettingsError)) and "SOURCES__ANALYTICS__" in str(seen):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    step = getattr(exc, "step", None)
+    cause = exc.__cause__ or exc
+    where = f"the {step} step failed" if step else "the run failed"
+    return f"{where}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+
+
+def _error(status: int, run_id: str, message: str, started: float) -> Answer:
+    log.error(message, extra={"run_id": run_id})
+    return status, {"status": "error", "run_id": run_id, "error": message, "duration_s": round(time.monotonic() - started, 3)}

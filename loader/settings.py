@@ -1,0 +1,120 @@
+"""The function's settings: every environment variable the loader reads, defined once.
+
+Code (`loader.settings.load_settings`), tests, the README settings table and the Terraform
+checks all read this table. Names follow dlt's conventions wherever dlt has one
+(`SOURCES__ANALYTICS__...`, `DESTINATION__...`, `RUNTIME__...`, `DLT_DATA_DIR`); the few that
+are the function's own are plain upper-case names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Tuple
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+DESTINATIONS = ("duckdb", "bigquery", "filesystem")
+
+SECRET_VERSION_PATTERN = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and what it is for."""
+
+    name: str
+    default: Optional[str]
+    description: str
+    # set by the Terraform deployment (checked by tests/test_terraform_structure.py)
+    deployed: bool = False
+    # secret: never logged, never echoed
+    secret: bool = False
+
+
+SETTINGS: Tuple[Setting, ...] = (
+    Setting("DESTINATION", "duckdb", "Warehouse: `duckdb` (embedded, local), `bigquery` (deployed) or `filesystem` (jsonl files; benchmarks).", deployed=True),
+    Setting("DATASET_NAME", "analytics", "Dataset (schema) the tables are loaded into.", deployed=True),
+    Setting("PIPELINE_NAME", "analytics", "dlt pipeline name (names the working folder and the state)."),
+    Setting("API_KEY_SECRET", None, "Secret Manager version `projects/<p>/secrets/<s>/versions/<v|latest>` holding the API key; read at run time. Unset: the key comes from `SOURCES__ANALYTICS__API_KEY` / `.dlt/secrets.toml`.", deployed=True),
+    Setting("API_KEY_CACHE_SECONDS", "300", "How long a warm instance reuses the key read from Secret Manager before reading it again (a rotated key takes effect within this time)."),
+    Setting("DLT_DATA_DIR", "/tmp/analytics-loader", "dlt working folder (pipelines, load packages). Must be writable: under /tmp on Cloud Functions.", deployed=True),
+    Setting("DESTINATION__DUCKDB__CREDENTIALS", None, "DuckDB database file. Default: `<PIPELINE_NAME>.duckdb` in the project folder."),
+    Setting("DESTINATION__DUCKDB__MEMORY_LIMIT", "1GB", "DuckDB `memory_limit` for local runs (bounds the memory of large merges)."),
+    Setting("DESTINATION__BIGQUERY__LOCATION", "US", "BigQuery location of the dataset (dlt's own setting).", deployed=True),
+    Setting("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID", None, "BigQuery project (dlt's own setting). Default: the project of Application Default Credentials.", deployed=True),
+    Setting("DESTINATION__FILESYSTEM__BUCKET_URL", None, "Folder or bucket for the `filesystem` destination. Default: `<DLT_DATA_DIR>/filesystem`."),
+    Setting("SOURCES__ANALYTICS__BASE_URL", None, "Base URL of the analytics API (required).", deployed=True),
+    Setting("SOURCES__ANALYTICS__UID", None, "`uid` query parameter of the sessions endpoint (required).", deployed=True),
+    Setting("SOURCES__ANALYTICS__API_KEY", None, "The API key, when `API_KEY_SECRET` is unset (local runs).", secret=True),
+    Setting("SOURCES__ANALYTICS__PROFILE", "seed", "Response shapes: `seed` (the specification) or `documented` (the real API's documented shapes).", deployed=True),
+    Setting("SOURCES__ANALYTICS__AUTH_SCHEME", "bearer", "`bearer` (`Authorization: Bearer <key>`, the specification) or `basic` (`Authorization: Basic <key>`, the key as-is, as the real API documents).", deployed=True),
+    Setting("SOURCES__ANALYTICS__SESSIONS_LIMIT", "1000", "`limit` sent to the sessions endpoint with the `documented` profile (it answers one page of at most `limit` sessions)."),
+    Setting("RUNTIME__REQUEST_MAX_ATTEMPTS", None, "dlt: attempts per request, first try included (project default 4 = 3 retries, in `.dlt/config.toml`)."),
+    Setting("RUNTIME__REQUEST_BACKOFF_FACTOR", None, "dlt: exponential backoff factor in seconds (project default 2)."),
+    Setting("RUNTIME__REQUEST_TIMEOUT", None, "dlt: seconds to wait for an answer before the attempt counts as failed (project default 60)."),
+    Setting("RUNTIME__LOG_LEVEL", None, "dlt: log level (project default WARNING)."),
+)
+
+SETTINGS_BY_NAME: Dict[str, Setting] = {s.name: s for s in SETTINGS}
+# What the deployed function cannot run without (Terraform must set each of these).
+REQUIRED_DEPLOYED = ("DESTINATION", "DATASET_NAME", "API_KEY_SECRET", "SOURCES__ANALYTICS__BASE_URL", "SOURCES__ANALYTICS__UID", "DLT_DATA_DIR")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names it and what to set."""
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    destination: str
+    dataset_name: str
+    pipeline_name: str
+    api_key_secret: Optional[str]
+    api_key_cache_seconds: float
+    data_dir: Path
+
+
+def _get(env: Mapping[str, str], name: str) -> Optional[str]:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return SETTINGS_BY_NAME[name].default
+    return value.strip()
+
+
+def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
+    """Read and check the function's own settings from the environment.
+
+    Raises:
+        SettingsError: naming the setting that is wrong and what it accepts.
+    """
+    env = os.environ if env is None else env
+    destination = (_get(env, "DESTINATION") or "").lower()
+    if destination not in DESTINATIONS:
+        raise SettingsError(f"DESTINATION={destination!r} is not supported: set DESTINATION to one of {', '.join(DESTINATIONS)}")
+    secret = _get(env, "API_KEY_SECRET")
+    if secret is not None and not SECRET_VERSION_PATTERN.match(secret):
+        raise SettingsError(
+            "API_KEY_SECRET must be a Secret Manager version name "
+            "'projects/<project>/secrets/<secret>/versions/<version|latest>'"
+        )
+    cache = _get(env, "API_KEY_CACHE_SECONDS")
+    try:
+        cache_seconds = float(cache)  # type: ignore[arg-type]
+        if cache_seconds < 0:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"API_KEY_CACHE_SECONDS must be a number of seconds >= 0, got {cache!r}") from None
+    for name in ("DATASET_NAME", "PIPELINE_NAME"):
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", _get(env, name) or ""):
+            raise SettingsError(f"{name} must be letters, digits and underscores, got {_get(env, name)!r}")
+    return FunctionSettings(
+        destination=destination,
+        dataset_name=_get(env, "DATASET_NAME"),  # type: ignore[arg-type]
+        pipeline_name=_get(env, "PIPELINE_NAME"),  # type: ignore[arg-type]
+        api_key_secret=secret,
+        api_key_cache_seconds=cache_seconds,
+        data_dir=Path(_get(env, "DLT_DATA_DIR")),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,55 @@
+"""Errors the source raises: each names the resource and says what was wrong and what to set."""
+
+from typing import Optional
+
+from requests import HTTPError, Response
+
+from source.settings import RETRY_STATUSES
+
+
+class ResourceError(Exception):
+    """A resource could not be loaded. `reason` is the text without the resource's name."""
+
+    def __init__(self, resource: str, reason: str, *, status: Optional[int] = None, path: Optional[str] = None, page: Optional[int] = None) -> None:
+        self.resource = resource
+        self.reason = reason
+        self.status = status
+        self.path = path
+        self.page = page
+        super().__init__(f"resource '{resource}': {reason}")
+
+
+class UpstreamHTTPError(HTTPError):
+    """The API answered with an error status.
+
+    A subclass of `requests.HTTPError` that keeps the response, so that dlt's retry policy
+    (`retry_if_status`) still sees the status and retries the ones in `RETRY_STATUSES`.
+    """
+
+    def __init__(self, resource: str, response: Response, page: int) -> None:
+        self.resource = resource
+        self.status = response.status_code
+        self.path = _path_of(response)
+        self.page = page
+        if self.status in (401, 403):
+            hint = "the API key was rejected: check SOURCES__ANALYTICS__API_KEY / the API_KEY_SECRET version and SOURCES__ANALYTICS__AUTH_SCHEME"
+        elif self.status in RETRY_STATUSES:
+            hint = "gave up after the retries (RUNTIME__REQUEST_MAX_ATTEMPTS)"
+        else:
+            hint = "not retried"
+        self.reason = f"HTTP {self.status} {response.reason or ''} from GET {self.path} (page {page}): {hint}".replace("  ", " ")
+        super().__init__(f"resource '{resource}': {self.reason}", response=response)
+
+
+class ResponseShapeError(ResourceError):
+    """A 200 answer that is not what the configured profile expects (never loaded as empty)."""
+
+
+class MissingPrimaryKeyError(ResourceError):
+    """Records without the primary key: merging them would lose or duplicate rows."""
+
+
+def _path_of(response: Response) -> str:
+    request = response.request
+    url = request.path_url if request is not None else response.url
+    return url.split("?", 1)[0]

@@ -1,0 +1,191 @@
+variable "project_id" {
+  type        = string
+  description = "ID of the Google Cloud project to deploy into (billing enabled)."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6-30 lower-case letters, digits and hyphens), not a project name or number."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the function, the scheduler job, the Artifact Registry repository and the source bucket, e.g. europe-west1."
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as europe-west1 or us-central1 (not a zone such as europe-west1-b)."
+  }
+}
+
+variable "name" {
+  type        = string
+  description = "Base name of the function, the scheduler job, the secret, the repository and the service accounts."
+  default     = "analytics-loader"
+
+  validation {
+    # Service account IDs are at most 30 characters and get a suffix of up to 10 ("-scheduler").
+    condition     = can(regex("^[a-z][a-z0-9-]{2,18}[a-z0-9]$", var.name))
+    error_message = "name must be 4-20 lower-case letters, digits or hyphens, start with a letter and not end with a hyphen."
+  }
+}
+
+variable "dataset_name" {
+  type        = string
+  description = "BigQuery dataset the loader writes into (the function's DATASET_NAME). dlt also uses <dataset_name>_staging for merges."
+  default     = "analytics"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.dataset_name)) && length(var.dataset_name) <= 1016
+    error_message = "dataset_name must be letters, digits and underscores, not start with a digit, and leave room for the _staging suffix."
+  }
+}
+
+variable "bigquery_location" {
+  type        = string
+  description = "BigQuery location of the datasets: a multi-region (US, EU) or a region. Null: the function's region."
+  default     = null
+
+  validation {
+    condition     = var.bigquery_location == null || can(regex("^(US|EU|[a-z]+-[a-z]+[0-9]+)$", var.bigquery_location))
+    error_message = "bigquery_location must be US, EU or a region such as europe-west1."
+  }
+}
+
+variable "api_base_url" {
+  type        = string
+  description = "Base URL of the analytics API (SOURCES__ANALYTICS__BASE_URL)."
+
+  validation {
+    condition     = can(regex("^https://[^/\\s]+", var.api_base_url))
+    error_message = "api_base_url must be an https:// URL."
+  }
+}
+
+variable "api_uid" {
+  type        = string
+  description = "`uid` query parameter of the sessions endpoint (SOURCES__ANALYTICS__UID)."
+
+  validation {
+    condition     = length(trimspace(var.api_uid)) > 0
+    error_message = "api_uid must not be empty."
+  }
+}
+
+variable "api_profile" {
+  type        = string
+  description = "Response shapes the loader expects (SOURCES__ANALYTICS__PROFILE): seed (the specification) or documented (the real API's documented shapes)."
+  default     = "seed"
+
+  validation {
+    condition     = contains(["seed", "documented"], var.api_profile)
+    error_message = "api_profile must be seed or documented."
+  }
+}
+
+variable "api_auth_scheme" {
+  type        = string
+  description = "How the API key is sent (SOURCES__ANALYTICS__AUTH_SCHEME): bearer (Authorization: Bearer <key>) or basic (Authorization: Basic <key>, the key as-is)."
+  default     = "bearer"
+
+  validation {
+    condition     = contains(["bearer", "basic"], var.api_auth_scheme)
+    error_message = "api_auth_scheme must be bearer or basic."
+  }
+}
+
+variable "api_key" {
+  type        = string
+  description = "Opt-in: the API key, written to Secret Manager through a write-only attribute (never stored in state or plan). Used only when api_key_version is set. Default: add the value with gcloud (see the secret_add_version_command output)."
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "api_key_version" {
+  type        = number
+  description = "Opt-in: set (1, 2, ...) together with api_key to have Terraform add the secret version; increase it to write a new key. Null: Terraform writes no secret value."
+  default     = null
+
+  validation {
+    condition     = var.api_key_version == null || try(var.api_key_version >= 1 && floor(var.api_key_version) == var.api_key_version, false)
+    error_message = "api_key_version must be a whole number >= 1 (or null)."
+  }
+}
+
+variable "schedule" {
+  type        = string
+  description = "When Cloud Scheduler runs the loader: a 5-field cron expression (minute hour day-of-month month day-of-week)."
+  default     = "0 * * * *"
+
+  validation {
+    condition     = can(regex("^\\S+(\\s+\\S+){4}$", trimspace(var.schedule)))
+    error_message = "schedule must be a cron expression with exactly 5 fields, e.g. \"0 * * * *\" (hourly)."
+  }
+}
+
+variable "time_zone" {
+  type        = string
+  description = "Time zone of the schedule, from the tz database (e.g. Etc/UTC, Europe/Paris)."
+  default     = "Etc/UTC"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.time_zone))
+    error_message = "time_zone must be a tz database name such as Etc/UTC or Europe/Paris."
+  }
+}
+
+variable "function_memory" {
+  type        = string
+  description = "Memory of the function instance. dlt's working folder lives under /tmp, which is in memory and counts against it."
+  default     = "1Gi"
+
+  validation {
+    condition     = contains(["512Mi", "1Gi", "2Gi", "4Gi", "8Gi", "16Gi", "32Gi"], var.function_memory)
+    error_message = "function_memory must be one of 512Mi, 1Gi, 2Gi, 4Gi, 8Gi, 16Gi, 32Gi."
+  }
+}
+
+variable "function_timeout_seconds" {
+  type        = number
+  description = "Timeout of one run, in seconds; also the scheduler's attempt deadline, hence at most 1800 (Cloud Scheduler's 30-minute limit)."
+  default     = 1800
+
+  validation {
+    condition     = var.function_timeout_seconds >= 60 && var.function_timeout_seconds <= 1800 && floor(var.function_timeout_seconds) == var.function_timeout_seconds
+    error_message = "function_timeout_seconds must be a whole number of seconds between 60 and 1800 (Cloud Scheduler's attempt deadline is at most 30 minutes)."
+  }
+}
+
+variable "ingress_settings" {
+  type        = string
+  description = "Who can reach the function over the network. ALLOW_INTERNAL_ONLY (default) admits Cloud Scheduler in the same project; ALLOW_ALL lets you curl it from outside. IAM (run.invoker) still guards every call."
+  default     = "ALLOW_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"], var.ingress_settings)
+    error_message = "ingress_settings must be ALLOW_INTERNAL_ONLY, ALLOW_INTERNAL_AND_GCLB or ALLOW_ALL."
+  }
+}
+
+variable "scheduler_retry_count" {
+  type        = number
+  description = "How many times Cloud Scheduler retries a failed run (0-3). A retry replays the pending load package the failed run left."
+  default     = 1
+
+  validation {
+    condition     = var.scheduler_retry_count >= 0 && var.scheduler_retry_count <= 3 && floor(var.scheduler_retry_count) == var.scheduler_retry_count
+    error_message = "scheduler_retry_count must be a whole number between 0 and 3."
+  }
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Extra labels for every resource that takes labels (keys and values: lower-case letters, digits, _ and -)."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))])
+    error_message = "labels keys must start with a lower-case letter; keys and values may use lower-case letters, digits, _ and - (at most 63 characters)."
+  }
+}
