@@ -1,0 +1,297 @@
+"""The Cloud Function: `main.run_pipeline` through the functions-framework test client and a real
+`functions-framework` process; Secret Manager faked at the client boundary."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import requests
+from functions_framework import create_app
+from google.api_core import exceptions as gexc
+
+from loader import secrets
+from loader.settings import SETTINGS, load_settings
+from source.settings import RESOURCE_NAMES
+from tests.conftest import API_KEY, ROOT, table_counts
+
+SECRET = "projects/p1/secrets/analytics-api-key/versions/latest"
+
+
+@pytest.fixture
+def client(loader_env: Dict[str, str], fresh_service: Any) -> Any:
+    return create_app(target="run_pipeline", source=str(ROOT / "main.py")).test_client()
+
+
+def post(client: Any, body: Any = None, raw: bytes = None) -> Any:
+    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    return client.post("/", data=data, headers={"Content-Type": "application/json"})
+
+
+class FakeSecretManager:
+    """Stands in for SecretManagerServiceClient: answers, or raises what Google's client raises."""
+
+    def __init__(self, value: str = API_KEY, error: Exception = None) -> None:
+        self.value, self.error, self.calls = value, error, []
+
+    def access_secret_version(self, request: Dict[str, str]) -> Any:
+        self.calls.append(request["name"])
+        if self.error:
+            raise self.error
+        payload = type("Payload", (), {"data": self.value.encode()})
+        return type("Response", (), {"payload": payload})
+
+
+@pytest.fixture
+def fake_sm(monkeypatch: pytest.MonkeyPatch, loader_env: Dict[str, str]) -> FakeSecretManager:
+    fake = FakeSecretManager()
+    monkeypatch.setattr(secrets, "client_factory", lambda: fake)
+    monkeypatch.setenv("API_KEY_SECRET", SECRET)
+    monkeypatch.delenv("SOURCES__ANALYTICS__API_KEY")
+    return fake
+
+
+def test_post_loads_everything_with_exact_row_counts(client: Any, loader_env: Dict[str, str], expected: Dict[str, int]) -> None:
+    answer = post(client, {})
+
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["status"] == "ok"
+    assert (body["pipeline"], body["destination"], body["dataset"]) == ("analytics", "duckdb", "analytics")
+    assert body["row_counts"] == expected
+    assert len(body["load_ids"]) == 1 and body["duration_s"] > 0
+    assert {n: r["rows"] for n, r in body["resources"].items()} == {n: 25 for n in RESOURCE_NAMES}
+    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+
+
+def test_second_post_leaves_table_counts_unchanged(client: Any, loader_env: Dict[str, str], expected: Dict[str, int]) -> None:
+    assert post(client).status_code == 200
+    second = post(client)
+
+    assert second.status_code == 200
+    assert second.get_json()["row_counts"] == expected, "rows loaded by this run (merged, not added)"
+    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+
+
+def test_subset_calls_only_its_endpoints(client: Any, sim: Any) -> None:
+    answer = post(client, {"resources": ["sessions"]})
+
+    assert answer.status_code == 200
+    assert set(answer.get_json()["row_counts"]) == {"sessions", "sessions__pages"}
+    assert {r["path"] for r in sim.sim.requests} == {"/sessions/v2"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"{not json", id="malformed"),
+        pytest.param(b"[]", id="array"),
+        pytest.param(b'"sessions"', id="string"),
+        pytest.param(b'{"resources": "sessions"}', id="resources-not-a-list"),
+        pytest.param(b'{"resources": []}', id="resources-empty"),
+        pytest.param(b'{"resources": [1]}', id="resources-not-strings"),
+        pytest.param(b'{"resources": ["sessions", "nope"]}', id="unknown-name"),
+        pytest.param(b'{"resource": ["sessions"]}', id="unknown-field"),
+    ],
+)
+def test_bad_bodies_get_400_listing_valid_names(client: Any, sim: Any, raw: bytes) -> None:
+    answer = post(client, raw=raw)
+
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert body["status"] == "error"
+    assert all(name in body["error"] for name in RESOURCE_NAMES)
+    assert sim.sim.requests == [], "nothing runs on a bad request"
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_other_methods_get_405(client: Any, method: str) -> None:
+    answer = getattr(client, method)("/")
+
+    assert answer.status_code == 405
+    assert answer.get_json()["status"] == "error"
+
+
+def test_key_from_secret_manager_cached_per_instance(client: Any, fake_sm: FakeSecretManager, sim: Any) -> None:
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+
+    assert fake_sm.calls == [SECRET], "read once, then served from the instance cache"
+    assert {r["authorization"] for r in sim.sim.requests} == {f"Bearer {API_KEY}"}
+
+
+def test_rotated_key_is_read_again_after_the_cache_time(client: Any, fake_sm: FakeSecretManager, sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "0")
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+    sim.sim.configure(api_key="rotated-key-91")
+    fake_sm.value = "rotated-key-91"
+
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+    assert len(fake_sm.calls) == 2
+    assert sim.sim.requests[-1]["authorization"] == "Bearer rotated-key-91"
+
+
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        pytest.param(gexc.NotFound("secret not found"), ["not found", SECRET, "gcloud secrets versions add"], id="not-found"),
+        pytest.param(gexc.PermissionDenied("denied"), ["permission denied", SECRET, "roles/secretmanager.secretAccessor"], id="permission-denied"),
+    ],
+)
+def test_secret_manager_failures_are_500_naming_the_secret(client: Any, fake_sm: FakeSecretManager, sim: Any, error: Exception, words: List[str]) -> None:
+    fake_sm.error = error
+
+    answer = post(client)
+
+    assert answer.status_code == 500
+    body = answer.get_json()
+    assert body["status"] == "error"
+    assert all(w in body["error"] for w in words), body["error"]
+    assert sim.sim.requests == []
+
+
+@pytest.mark.parametrize(
+    "unset, named",
+    [
+        pytest.param("SOURCES__ANALYTICS__BASE_URL", "SOURCES__ANALYTICS__BASE_URL", id="base-url"),
+        pytest.param("SOURCES__ANALYTICS__UID", "SOURCES__ANALYTICS__UID", id="uid"),
+        pytest.param("SOURCES__ANALYTICS__API_KEY", "API_KEY_SECRET", id="api-key"),
+    ],
+)
+def test_missing_setting_is_500_naming_it(client: Any, monkeypatch: pytest.MonkeyPatch, unset: str, named: str) -> None:
+    monkeypatch.delenv(unset)
+
+    answer = post(client)
+
+    assert answer.status_code == 500
+    assert named in answer.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        pytest.param({"DESTINATION": "snowflake"}, "DESTINATION", id="destination"),
+        pytest.param({"API_KEY_SECRET": "my-secret"}, "API_KEY_SECRET", id="secret-name"),
+        pytest.param({"DATASET_NAME": "bad-name!"}, "DATASET_NAME", id="dataset"),
+    ],
+)
+def test_wrong_setting_is_500_naming_it(client: Any, monkeypatch: pytest.MonkeyPatch, env: Dict[str, str], named: str) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    answer = post(client)
+
+    assert answer.status_code == 500
+    assert named in answer.get_json()["error"]
+
+
+def test_upstream_failure_is_502_naming_resource_status_and_path(client: Any, sim: Any, sleeps: List[float]) -> None:
+    from simulator import Fault
+
+    sim.sim.configure(faults=[Fault(resource="operations", status=404)])
+
+    answer = post(client)
+
+    assert answer.status_code == 502
+    body = answer.get_json()
+    assert "operations" in body["error"] and "404" in body["error"] and "/operations/v1" in body["error"]
+    assert body["resources"]["operations"]["status"] == "failed"
+
+
+def test_bigquery_configuration_resolves_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loader.pipeline import destination_for
+
+    monkeypatch.setenv("DESTINATION", "bigquery")
+    monkeypatch.setenv("DESTINATION__BIGQUERY__LOCATION", "EU")
+    monkeypatch.setenv("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID", "my-project")
+
+    destination = destination_for(load_settings())
+    config = destination.configuration(destination.spec(), accept_partial=True)
+
+    assert destination.destination_name == "bigquery"
+    assert (config.location, config.credentials.project_id) == ("EU", "my-project")
+    assert destination.capabilities().preferred_loader_file_format == "jsonl"
+
+
+def test_logs_are_json_lines_with_run_id_and_resource_figures(client: Any, capsys: pytest.CaptureFixture) -> None:
+    body = post(client, {"resources": ["segments", "webhooks"]}).get_json()
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines and all({"severity", "message"} <= set(line) for line in lines)
+    mine = [line for line in lines if line.get("run_id") == body["run_id"]]
+    figures = {line["resource"]: line for line in mine if "resource" in line}
+    assert set(figures) == {"segments", "webhooks"}
+    assert all({"rows", "pages", "retries", "seconds"} <= set(f) for f in figures.values())
+    assert figures["segments"]["rows"] == 25 and figures["segments"]["pages"] == 3
+    assert any(line.get("logger") == "analytics_loader" and "Extract" in line["message"] for line in lines), "dlt progress"
+
+
+def test_key_never_in_logs_or_answers(client: Any, fake_sm: FakeSecretManager, sim: Any, sleeps: List[float], capfd: pytest.CaptureFixture) -> None:
+    from simulator import Fault
+
+    answers = [post(client).get_data(as_text=True)]
+    sim.sim.configure(faults=[Fault(resource="segments", status=401), Fault(resource="operations", status=503)])
+    answers.append(post(client).get_data(as_text=True))
+    sim.sim.configure(faults=[], api_key="other")
+    answers.append(post(client).get_data(as_text=True))
+
+    out, err = capfd.readouterr()
+    assert out and json.loads(answers[0])["status"] == "ok" and json.loads(answers[1])["status"] == "error"
+    for text in answers + [out, err]:
+        assert API_KEY not in text
+        assert f"Bearer {API_KEY}" not in text
+
+
+def test_every_setting_is_documented_in_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert [s.name for s in SETTINGS if f"`{s.name}`" not in readme] == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served_function(loader_env: Dict[str, str]) -> Any:
+    """`functions-framework --target run_pipeline --source main.py` as a real process."""
+    port = _free_port()
+    env = {**os.environ, **loader_env, "PYTHONUNBUFFERED": "1"}
+    bin_dir = Path(sys.executable).parent
+    proc = subprocess.Popen(
+        [str(bin_dir / "functions-framework"), "--target", "run_pipeline", "--source", "main.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_real_functions_framework_process(served_function: str, loader_env: Dict[str, str], sim: Any, expected: Dict[str, int]) -> None:
+    first = requests.post(served_function, json={}, timeout=120)
+    second = requests.post(served_function, data=b"", timeout=120)
+    subset_from = len(sim.sim.requests)
+    subset = requests.post(served_function, json={"resources": ["sessions"]}, timeout=120)
+    bad = requests.post(served_function, data=b"{oops", timeout=30)
+
+    assert (first.status_code, second.status_code, subset.status_code, bad.status_code) == (200, 200, 200, 400)
+    assert first.json()["row_counts"] == expected
+    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+    assert {r["path"] for r in sim.sim.requests[subset_from:]} == {"/sessions/v2"}
+    assert first.headers["Content-Type"] == "application/json"

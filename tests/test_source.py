@@ -1,0 +1,224 @@
+"""The dlt source against the seed's contract: paths, selectors, keys, auth, pagination, retries,
+settings; unit-level HTTP through `responses`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List
+
+import dlt
+import pytest
+import responses
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.extract.exceptions import ResourceExtractionError
+
+from source import RESOURCE_NAMES, analytics_source
+from source.errors import UpstreamHTTPError
+from source.helpers import error_of
+from source.settings import PATHS, RESOURCES, RETRY_STATUSES
+
+BASE = "https://api.example.test"
+KEY = "unit-key-3b9d"
+SEED_TABLE = {  # the seed document's table, written out again on purpose: the contract
+    "sessions": ("/sessions/v2", "sessions"),
+    "segments": ("/segments/v1", "segments"),
+    "operations": ("/operations/v1", "operations"),
+    "blockrules": ("/settings/recording/v1/blocking", "blockrules"),
+    "domainsettings": ("/settings/recording/v1/domain", "domainsettings"),
+    "geosettings": ("/settings/recording/v1/geo", "geosettings"),
+    "recordingfeatures": ("/settings/recording/v1/features", "recordingfeatures"),
+    "sessionTargetingRules": ("/settings/recording/v1/targeting", "sessionTargetingRules"),
+    "webhooks": ("/webhooks/v1/endpoints", "webhooks"),
+    "eventDefs": ("/webhooks/v1/event-types", "eventDefs"),
+}
+
+
+def make_source(**kwargs: Any) -> Any:
+    return analytics_source(base_url=BASE, uid="u1", api_key=KEY, **kwargs)
+
+
+def page(selector: str, ids: List[int], token: str = None) -> Dict[str, Any]:
+    body: Dict[str, Any] = {selector: [{"id": f"r{i}", "name": f"n{i}", "createdTime": "2026-01-01T00:00:00Z"} for i in ids]}
+    if token:
+        body["nextPaginationToken"] = token
+    return body
+
+
+def test_resource_table_is_the_seeds() -> None:
+    assert RESOURCE_NAMES == tuple(SEED_TABLE)
+    assert {r["name"]: (r["endpoint"]["path"], r["endpoint"]["data_selector"]) for r in RESOURCES} == SEED_TABLE
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in SEED_TABLE])
+@responses.activate
+def test_each_resource_path_selector_key_and_auth(name: str) -> None:
+    path, selector = SEED_TABLE[name]
+    responses.get(f"{BASE}{path}", json=page(selector, [1, 2], token="t2"), match=[responses.matchers.query_param_matcher({"uid": "u1"} if name == "sessions" else {})])
+    responses.get(f"{BASE}{path}", json=page(selector, [3]), match=[responses.matchers.query_param_matcher({**({"uid": "u1"} if name == "sessions" else {}), "pagination_token": "t2"})])
+    responses.get(re.compile(f"{BASE}/.*"), json={"unexpected": True}, status=418)  # anything else fails the test
+
+    source = make_source().with_resources(name)
+    rows = list(source)
+    resource = source.resources[name]
+
+    assert [r["id"] for r in rows] == ["r1", "r2", "r3"]
+    assert resource.write_disposition == "merge"
+    assert resource.compute_table_schema()["columns"]["id"]["primary_key"] is True
+    assert len(responses.calls) == 2, "pagination followed to the end, then stopped"
+    assert all(c.request.headers["Authorization"] == f"Bearer {KEY}" for c in responses.calls)
+
+
+@responses.activate
+def test_pagination_follows_the_cursor_to_the_end() -> None:
+    pages = 7
+    for n in range(pages):
+        params = {"uid": "u1", **({"pagination_token": f"p{n}"} if n else {})}
+        token = f"p{n + 1}" if n < pages - 1 else None
+        responses.get(f"{BASE}/sessions/v2", json=page("sessions", [n * 2, n * 2 + 1], token), match=[responses.matchers.query_param_matcher(params)])
+
+    rows = list(make_source().with_resources("sessions"))
+
+    assert len(rows) == pages * 2
+    assert [c.request.params.get("pagination_token") for c in responses.calls] == [None] + [f"p{n}" for n in range(1, pages)]
+
+
+@pytest.mark.parametrize("status", [pytest.param(s, id=str(s)) for s in RETRY_STATUSES])
+@responses.activate
+def test_retried_statuses_recover_within_three_retries(status: int, sleeps: List[float]) -> None:
+    for _ in range(3):
+        responses.get(f"{BASE}/segments/v1", status=status, json={"error": "x"})
+    responses.get(f"{BASE}/segments/v1", json=page("segments", [1]))
+
+    rows = list(make_source().with_resources("segments"))
+
+    assert [r["id"] for r in rows] == ["r1"]
+    assert len(responses.calls) == 4
+    assert sleeps == [2, 4, 8], "backoff factor 2: 2 s, 4 s, 8 s"
+
+
+@pytest.mark.parametrize("status", [pytest.param(s, id=str(s)) for s in RETRY_STATUSES])
+@responses.activate
+def test_retried_statuses_give_up_after_four_attempts(status: int, sleeps: List[float]) -> None:
+    responses.get(f"{BASE}/operations/v1", status=status, json={"error": "x"})
+
+    with pytest.raises(ResourceExtractionError) as failure:
+        list(make_source().with_resources("operations"))
+
+    err = error_of(failure.value)
+    assert isinstance(err, UpstreamHTTPError)
+    assert (err.resource, err.status, err.path) == ("operations", status, "/operations/v1")
+    assert f"HTTP {status}" in str(err) and "/operations/v1" in str(err)
+    assert len(responses.calls) == 4, "3 retries = 4 attempts"
+    assert len(sleeps) == 3
+
+
+@pytest.mark.parametrize("status", [pytest.param(s, id=str(s)) for s in (400, 401, 403, 404, 501)])
+@responses.activate
+def test_other_statuses_fail_at_once(status: int, sleeps: List[float]) -> None:
+    responses.get(f"{BASE}/webhooks/v1/endpoints", status=status, json={"error": "x"})
+
+    with pytest.raises(ResourceExtractionError) as failure:
+        list(make_source().with_resources("webhooks"))
+
+    err = error_of(failure.value)
+    assert (err.resource, err.status, err.path) == ("webhooks", status, "/webhooks/v1/endpoints")
+    assert "resource 'webhooks'" in str(err)
+    assert len(responses.calls) == 1 and sleeps == []
+    if status in (401, 403):
+        assert "API key was rejected" in str(err)
+    assert KEY not in str(failure.value)
+
+
+@responses.activate
+def test_retry_after_is_honoured(sleeps: List[float]) -> None:
+    responses.get(f"{BASE}/segments/v1", status=429, headers={"Retry-After": "7"})
+    responses.get(f"{BASE}/segments/v1", json=page("segments", [1]))
+
+    assert len(list(make_source().with_resources("segments"))) == 1
+    assert sleeps == [7]
+
+
+@pytest.mark.parametrize(
+    "env, calls, waits",
+    [
+        pytest.param({"RUNTIME__REQUEST_MAX_ATTEMPTS": "2"}, 2, [2], id="max-attempts-2"),
+        pytest.param({"RUNTIME__REQUEST_BACKOFF_FACTOR": "0.5"}, 4, [0.5, 1, 2], id="backoff-0.5"),
+    ],
+)
+@responses.activate
+def test_retry_policy_overridden_by_dlt_runtime_env(env: Dict[str, str], calls: int, waits: List[float], sleeps: List[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    responses.get(f"{BASE}/segments/v1", status=503)
+
+    with pytest.raises(ResourceExtractionError):
+        list(make_source().with_resources("segments"))
+
+    assert len(responses.calls) == calls
+    assert sleeps == waits
+
+
+@pytest.mark.parametrize("missing", ["base_url", "uid", "api_key"])
+def test_missing_setting_names_it_and_its_env_var(missing: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    present = {"base_url": BASE, "uid": "u1", "api_key": KEY}
+    for name in present:
+        monkeypatch.delenv(f"SOURCES__ANALYTICS__{name.upper()}", raising=False)
+    present.pop(missing)
+
+    with pytest.raises(ConfigFieldMissingException) as failure:
+        analytics_source(**present)
+
+    assert missing in failure.value.fields
+    assert f"SOURCES__ANALYTICS__{missing.upper()}" in str(failure.value)
+    assert KEY not in str(failure.value)
+
+
+def test_settings_resolve_from_dlt_env_vars(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import API_KEY
+
+    monkeypatch.setenv("SOURCES__ANALYTICS__BASE_URL", sim.url)
+    monkeypatch.setenv("SOURCES__ANALYTICS__UID", "env-uid")
+    monkeypatch.setenv("SOURCES__ANALYTICS__API_KEY", API_KEY)
+
+    rows = list(analytics_source().with_resources("sessions"))
+
+    assert len(rows) == sim.sim.config.rows["sessions"]
+    assert {r["params"]["uid"] for r in sim.sim.requests} == {"env-uid"}
+
+
+def test_full_load_into_duckdb_exact_counts_then_merge(loader_env: Dict[str, str], sim: Any, expected: Dict[str, int], tmp_path: Any) -> None:
+    from tests.conftest import API_KEY, table_counts
+
+    db = str(tmp_path / "direct.duckdb")
+    pipeline = dlt.pipeline("direct", destination=dlt.destinations.duckdb(db), dataset_name="analytics", pipelines_dir=str(tmp_path / "p"))
+
+    pipeline.run(analytics_source())
+    first = table_counts(db)
+    requests_first = len(sim.sim.requests)
+    pipeline.run(analytics_source())
+
+    assert first == expected
+    assert table_counts(db) == expected, "second load merges on the key: no duplicates"
+    assert requests_first == sum(-(-n // 10) for n in sim.sim.config.rows.values())  # pages of 10
+    assert {r["authorization"] for r in sim.sim.requests} == {f"Bearer {API_KEY}"}
+    assert {r["params"].get("uid") for r in sim.sim.requests_for("sessions")} == {"u1"}
+    assert all("uid" not in r["params"] for r in sim.sim.requests if r["resource"] != "sessions")
+
+
+def test_resources_are_extracted_concurrently(loader_env: Dict[str, str], sim: Any) -> None:
+    sim.sim.configure(latency_ms=40)
+
+    list(analytics_source())
+
+    firsts = [min(r["at"] for r in sim.sim.requests_for(n)) for n in RESOURCE_NAMES]
+    lasts = [max(r["at"] for r in sim.sim.requests_for(n)) for n in RESOURCE_NAMES]
+    # every resource had started before any had finished its three pages
+    assert max(firsts) < min(lasts)
+
+
+def test_with_resources_selects_a_subset(loader_env: Dict[str, str], sim: Any) -> None:
+    rows = list(analytics_source().with_resources("segments", "webhooks"))
+
+    assert len(rows) == 50
+    assert {r["resource"] for r in sim.sim.requests} == {"segments", "webhooks"}
+    assert set(PATHS) == set(RESOURCE_NAMES)
