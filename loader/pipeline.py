@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from loader.settings import PROJECT_DIR, FunctionSettings
+from loader.settings import PROJECT_DIR, FunctionSettings, SettingsError
 
 log = logging.getLogger("analytics_loader")
 
@@ -38,7 +38,13 @@ def destination_for(settings: FunctionSettings) -> Any:
     import dlt
 
     if settings.destination == "duckdb":
-        path = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or str(PROJECT_DIR / f"{settings.pipeline_name}.duckdb")
+        path = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or str(PROJECT_DIR / "warehouse.duckdb")
+        if Path(path).stem == settings.dataset_name:
+            # DuckDB names the catalog after the file: `analytics.analytics` would be ambiguous
+            raise SettingsError(
+                f"DESTINATION__DUCKDB__CREDENTIALS file {Path(path).name!r} has the same name as DATASET_NAME "
+                f"{settings.dataset_name!r}; DuckDB cannot tell them apart: rename the file (e.g. warehouse.duckdb)"
+            )
         return dlt.destinations.duckdb(credentials=path)
     if settings.destination == "filesystem":
         bucket = os.environ.get("DESTINATION__FILESYSTEM__BUCKET_URL") or str(settings.data_dir / "filesystem")

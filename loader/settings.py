@@ -41,7 +41,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("API_KEY_SECRET", None, "Secret Manager version `projects/<p>/secrets/<s>/versions/<v|latest>` holding the API key; read at run time. Unset: the key comes from `SOURCES__ANALYTICS__API_KEY` / `.dlt/secrets.toml`.", deployed=True),
     Setting("API_KEY_CACHE_SECONDS", "300", "How long a warm instance reuses the key read from Secret Manager before reading it again (a rotated key takes effect within this time)."),
     Setting("DLT_DATA_DIR", "/tmp/analytics-loader", "dlt working folder (pipelines, load packages). Must be writable: under /tmp on Cloud Functions.", deployed=True),
-    Setting("DESTINATION__DUCKDB__CREDENTIALS", None, "DuckDB database file. Default: `<PIPELINE_NAME>.duckdb` in the project folder."),
+    Setting("DESTINATION__DUCKDB__CREDENTIALS", None, "DuckDB database file. Default: `warehouse.duckdb` in the project folder (its name must differ from `DATASET_NAME`)."),
     Setting("DESTINATION__DUCKDB__MEMORY_LIMIT", "1GB", "DuckDB `memory_limit` for local runs (bounds the memory of large merges)."),
     Setting("DESTINATION__BIGQUERY__LOCATION", "US", "BigQuery location of the dataset (dlt's own setting).", deployed=True),
     Setting("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID", None, "BigQuery project (dlt's own setting). Default: the project of Application Default Credentials.", deployed=True),

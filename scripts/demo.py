@@ -1,0 +1,130 @@
+"""`make demo`: the loader end to end on this machine, no cloud account needed.
+
+Starts the API simulator and the function (`functions-framework --target run_pipeline`) on
+loopback ports, triggers a run over HTTP the way Cloud Scheduler does (POST, JSON body, bearer
+token header), prints the function's JSON answer and the rows per table read back from the
+DuckDB file, then stops everything it started, also on Ctrl-C or error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".demo"
+API_KEY = "demo-key"
+SESSIONS, OTHERS = 500, 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see {WORK}/{what}.log")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {seconds:.0f} s")
+
+
+def table_counts(db: Path, dataset: str) -> Dict[str, int]:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%' order by 1", [dataset]
+        ).fetchall()]
+        return {t: con.execute(f'select count(*) from "{dataset}"."{t}"').fetchone()[0] for t in tables}
+
+
+def main() -> int:
+    import requests
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    sim_port, fn_port = free_port(), free_port()
+    db = WORK / "warehouse.duckdb"
+    procs: List[subprocess.Popen] = []
+    bin_dir = Path(sys.executable).parent
+
+    def stop_all(*_: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    try:
+        print(f"1/4 starting the API simulator on 127.0.0.1:{sim_port} ({SESSIONS} sessions, {OTHERS} rows per other resource)")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "simulator", "--port", str(sim_port), "--api-key", API_KEY, "--rows", str(OTHERS),
+             "--resource-rows", f"sessions={SESSIONS}", "--page-size", "50", "--latency-ms", "20"],
+            cwd=ROOT, stdout=open(WORK / "simulator.log", "w"), stderr=subprocess.STDOUT,
+        ))
+        wait_for_port(sim_port, procs[-1], "simulator")
+
+        env = {
+            **os.environ,
+            "SOURCES__ANALYTICS__BASE_URL": f"http://127.0.0.1:{sim_port}",
+            "SOURCES__ANALYTICS__UID": "demo-user",
+            "SOURCES__ANALYTICS__API_KEY": API_KEY,
+            "DESTINATION": "duckdb",
+            "DESTINATION__DUCKDB__CREDENTIALS": str(db),
+            "DLT_DATA_DIR": str(WORK / "dlt"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("API_KEY_SECRET", None)
+        print(f"2/4 serving main.run_pipeline with functions-framework on 127.0.0.1:{fn_port} (logs: .demo/function.log)")
+        procs.append(subprocess.Popen(
+            [str(bin_dir / "functions-framework"), "--target", "run_pipeline", "--source", "main.py", "--host", "127.0.0.1", "--port", str(fn_port)],
+            cwd=ROOT, env=env, stdout=open(WORK / "function.log", "w"), stderr=subprocess.STDOUT,
+        ))
+        wait_for_port(fn_port, procs[-1], "function")
+
+        print("3/4 triggering a run as Cloud Scheduler does: POST {} with a bearer token")
+        started = time.monotonic()
+        answer = requests.post(
+            f"http://127.0.0.1:{fn_port}/", data=b"{}", timeout=300,
+            headers={"Content-Type": "application/json", "User-Agent": "Google-Cloud-Scheduler", "Authorization": "Bearer demo-oidc-token"},
+        )
+        print(f"    HTTP {answer.status_code} in {time.monotonic() - started:.1f} s")
+        print(json.dumps(answer.json(), indent=2))
+        stop_all()
+
+        counts = table_counts(db, answer.json().get("dataset", "analytics"))
+        print(f"4/4 rows per table in {db.relative_to(ROOT)} (read back from DuckDB):")
+        width = max((len(t) for t in counts), default=5)
+        print(f"    {'table':<{width}}  rows")
+        for table, rows in counts.items():
+            print(f"    {table:<{width}}  {rows:>5}")
+        print(f"    {'total':<{width}}  {sum(counts.values()):>5}")
+        return 0 if answer.status_code == 200 and counts else 1
+    except KeyboardInterrupt:
+        print("interrupted: stopping the simulator and the function")
+        return 130
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
