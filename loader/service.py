@@ -7,12 +7,14 @@ one or more resources (the others are loaded, see `resources`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 import time
 import uuid
-from typing import Any, Dict, List, Tuple
+from pathlib import Path
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 from loader.logs import redact, setup_logging
 from loader.secrets import SecretError, forget_cached_keys, read_api_key
@@ -25,8 +27,26 @@ _run_lock = threading.Lock()
 Answer = Tuple[int, Dict[str, Any]]
 
 
+BUSY = "a run is already in progress on this instance; try again when it ends"
+
+
 class BadRequest(ValueError):
     pass
+
+
+def _lock_working_folder(data_dir: Path) -> Optional[IO[str]]:
+    """An exclusive lock on the working folder, held for the run; None when another process has it.
+
+    The thread lock covers one process; this covers several workers sharing one instance's /tmp.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "run.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def parse_body(raw: bytes) -> List[str]:
@@ -77,8 +97,8 @@ def handle(method: str, raw_body: bytes) -> Answer:
     except BadRequest as exc:
         return 400, {"status": "error", "run_id": run_id, "error": str(exc)}
     if not _run_lock.acquire(blocking=False):
-        log.warning("a run is already in progress on this instance", extra={"run_id": run_id})
-        return 409, {"status": "error", "run_id": run_id, "error": "a run is already in progress on this instance; try again when it ends"}
+        log.warning(BUSY, extra={"run_id": run_id})
+        return 409, {"status": "error", "run_id": run_id, "error": BUSY}
     try:
         status, body = _run(resources, run_id)
     finally:
@@ -94,10 +114,17 @@ def _run(resources: List[str], run_id: str) -> Answer:
     try:
         settings = load_settings()
         os.environ.setdefault("DLT_DATA_DIR", str(settings.data_dir))
-        api_key = read_api_key(settings.api_key_secret, settings.api_key_cache_seconds) if settings.api_key_secret else None
-        from loader.pipeline import run_load
+        folder_lock = _lock_working_folder(settings.data_dir)
+        if folder_lock is None:
+            log.warning(BUSY, extra={"run_id": run_id})
+            return 409, {"status": "error", "run_id": run_id, "error": BUSY}
+        try:
+            api_key = read_api_key(settings.api_key_secret, settings.api_key_cache_seconds) if settings.api_key_secret else None
+            from loader.pipeline import run_load
 
-        result = run_load(settings, resources, api_key, run_id)
+            result = run_load(settings, resources, api_key, run_id)
+        finally:
+            folder_lock.close()
     except (SettingsError, SecretError) as exc:
         return _error(500, run_id, str(exc), started)
     except Exception as exc:  # dlt wraps everything in PipelineStepFailed

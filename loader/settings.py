@@ -118,3 +118,16 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
         api_key_cache_seconds=cache_seconds,
         data_dir=Path(_get(env, "DLT_DATA_DIR")),  # type: ignore[arg-type]
     )
+
+
+def markdown_table() -> str:
+    """The README's settings table (`python -m loader.settings`); a test keeps the two equal."""
+    rows = ["| Setting | Default | Deployed by Terraform | What it is |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default is not None else "—"
+        rows.append(f"| `{s.name}` | {default} | {'yes' if s.deployed else ''} | {s.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -231,11 +231,34 @@ def guarded(pages: Union[Iterator[Any], Callable[[], Iterator[Any]]], stats: Res
             stats.rows += len(page) if isinstance(page, list) else 1
             yield page
     except Exception as exc:
-        stats.error = exc
+        error = _as_resource_error(exc, stats)
+        stats.error = error
+        if isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES:
+            stats.retries -= 1  # the last answer was given up on, not retried
         if not isolate:
-            raise
+            if error is exc:
+                raise
+            raise error from exc
     finally:
         stats.seconds = round(time.monotonic() - started, 3)
+
+
+def _as_resource_error(exc: Exception, stats: ResourceStats) -> Exception:
+    """Name the resource, path and page in errors that requests raises without them."""
+    from requests import ConnectionError as RequestsConnectionError, Timeout
+
+    if isinstance(exc, (ResourceError, UpstreamHTTPError)):
+        return exc
+    path = PATHS.get(stats.name)
+    page = stats.pages + 1
+    if isinstance(exc, Timeout):
+        reason = (f"no answer from GET {path} (page {page}) within the request timeout, on every attempt "
+                  f"(RUNTIME__REQUEST_TIMEOUT, RUNTIME__REQUEST_MAX_ATTEMPTS)")
+    elif isinstance(exc, RequestsConnectionError):
+        reason = f"could not connect for GET {path} (page {page}), on every attempt: check SOURCES__ANALYTICS__BASE_URL"
+    else:
+        return exc
+    return ResourceError(stats.name, reason, path=path, page=page)
 
 
 def error_of(exc: BaseException) -> Optional[BaseException]:

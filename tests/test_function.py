@@ -180,6 +180,7 @@ def test_missing_setting_is_500_naming_it(client: Any, monkeypatch: pytest.Monke
         pytest.param({"DESTINATION": "snowflake"}, "DESTINATION", id="destination"),
         pytest.param({"API_KEY_SECRET": "my-secret"}, "API_KEY_SECRET", id="secret-name"),
         pytest.param({"DATASET_NAME": "bad-name!"}, "DATASET_NAME", id="dataset"),
+        pytest.param({"DATASET_NAME": "warehouse"}, "DESTINATION__DUCKDB__CREDENTIALS", id="duckdb-file-named-like-dataset"),
     ],
 )
 def test_wrong_setting_is_500_naming_it(client: Any, monkeypatch: pytest.MonkeyPatch, env: Dict[str, str], named: str) -> None:
@@ -190,6 +191,21 @@ def test_wrong_setting_is_500_naming_it(client: Any, monkeypatch: pytest.MonkeyP
 
     assert answer.status_code == 500
     assert named in answer.get_json()["error"]
+
+
+def test_run_held_by_another_process_on_the_instance_gets_409(client: Any, loader_env: Dict[str, str], sim: Any) -> None:
+    import fcntl
+
+    folder = Path(loader_env["DLT_DATA_DIR"])
+    folder.mkdir(parents=True)
+    with open(folder / "run.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = post(client)
+    after = post(client, {"resources": ["segments"]})
+
+    assert busy.status_code == 409 and "in progress" in busy.get_json()["error"]
+    assert after.status_code == 200
+    assert {r["resource"] for r in sim.sim.requests} == {"segments"}, "the refused run called nothing"
 
 
 def test_upstream_failure_is_502_naming_resource_status_and_path(client: Any, sim: Any, sleeps: List[float]) -> None:
@@ -249,9 +265,13 @@ def test_key_never_in_logs_or_answers(client: Any, fake_sm: FakeSecretManager, s
         assert f"Bearer {API_KEY}" not in text
 
 
-def test_every_setting_is_documented_in_readme() -> None:
+def test_readme_settings_table_is_the_code_s() -> None:
+    from loader.settings import markdown_table
+
     readme = (ROOT / "README.md").read_text()
-    assert [s.name for s in SETTINGS if f"`{s.name}`" not in readme] == []
+    table = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
+    assert table == markdown_table(), "regenerate with: python -m loader.settings"
+    assert all(f"`{s.name}`" in table for s in SETTINGS)
 
 
 def _free_port() -> int:
