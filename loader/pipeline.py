@@ -82,7 +82,7 @@ def drop_failed_resources(pipeline: Any, load_ids: Sequence[str], tables: Sequen
 def run_load(settings: FunctionSettings, resources: Sequence[str], api_key: Optional[str], run_id: str) -> RunResult:
     """Load `resources` into the warehouse. Upstream failures are isolated per resource."""
     from source import RunStats, analytics_source
-    from source.helpers import error_of
+    from source.errors import error_of
 
     pipeline = new_pipeline(settings)
     result = RunResult(pipeline=settings.pipeline_name, destination=settings.destination, dataset=settings.dataset_name)

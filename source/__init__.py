@@ -16,15 +16,9 @@ import dlt
 from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import rest_api_resources
 
-from source.helpers import (
-    RunStats,
-    auth_config,
-    effective_resources,
-    guarded,
-    response_check,
-    rest_api_config,
-    retrying_session,
-)
+from source.checks import response_check
+from source.helpers import auth_config, effective_resources, rest_api_config, retrying_session
+from source.stats import RunStats, guarded
 from source.settings import DEFAULT_AUTH_SCHEME, DEFAULT_PROFILE, DEFAULT_SESSIONS_LIMIT, RESOURCE_NAMES, SOURCE_NAME
 
 __all__ = ["analytics_source", "RESOURCE_NAMES", "RunStats"]

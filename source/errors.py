@@ -53,3 +53,14 @@ def _path_of(response: Response) -> str:
     request = response.request
     url = request.path_url if request is not None else response.url
     return url.split("?", 1)[0]
+
+
+def error_of(exc: BaseException) -> Optional[BaseException]:
+    """The first ResourceError / UpstreamHTTPError in an exception's chain (dlt wraps them twice)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ResourceError, UpstreamHTTPError)):
+            return exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None

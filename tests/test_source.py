@@ -14,7 +14,7 @@ from dlt.extract.exceptions import ResourceExtractionError
 
 from source import RESOURCE_NAMES, analytics_source
 from source.errors import UpstreamHTTPError
-from source.helpers import error_of
+from source.errors import error_of
 from source.settings import PATHS, RESOURCES, RETRY_STATUSES
 
 BASE = "https://api.example.test"

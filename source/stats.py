@@ -1,0 +1,86 @@
+"""Per-resource figures of a run (rows, pages, retries, seconds) and the failure guard."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, Optional, Union
+
+from source.errors import ResourceError, UpstreamHTTPError
+from source.settings import PATHS, RETRY_STATUSES
+
+
+@dataclass
+class ResourceStats:
+    """Figures of one resource in one run, filled from the HTTP hooks and the generator guard."""
+
+    name: str
+    rows: int = 0
+    pages: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    error: Optional[BaseException] = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass
+class RunStats:
+    """Figures of all resources of one source instance.
+
+    With `isolate=True` a resource that fails is recorded here and stops, instead of failing the
+    whole extraction; the caller then drops what that resource extracted (see loader.pipeline).
+    """
+
+    isolate: bool = False
+    resources: Dict[str, ResourceStats] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def of(self, name: str) -> ResourceStats:
+        with self._lock:
+            return self.resources.setdefault(name, ResourceStats(name))
+
+    @property
+    def failed(self) -> Dict[str, ResourceStats]:
+        return {n: s for n, s in self.resources.items() if s.failed}
+
+
+def guarded(pages: Union[Iterator[Any], Callable[[], Iterator[Any]]], stats: ResourceStats, isolate: bool) -> Iterator[Any]:
+    """Yield a resource's pages, counting rows and time; with `isolate`, record a failure instead of raising."""
+    started = time.monotonic()
+    try:
+        for page in pages() if callable(pages) else pages:
+            stats.rows += len(page) if isinstance(page, list) else 1
+            yield page
+    except Exception as exc:
+        error = _as_resource_error(exc, stats)
+        stats.error = error
+        if isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES:
+            stats.retries -= 1  # the last answer was given up on, not retried
+        if not isolate:
+            if error is exc:
+                raise
+            raise error from exc
+    finally:
+        stats.seconds = round(time.monotonic() - started, 3)
+
+
+def _as_resource_error(exc: Exception, stats: ResourceStats) -> Exception:
+    """Name the resource, path and page in errors that requests raises without them."""
+    from requests import ConnectionError as RequestsConnectionError, Timeout
+
+    if isinstance(exc, (ResourceError, UpstreamHTTPError)):
+        return exc
+    path = PATHS.get(stats.name)
+    page = stats.pages + 1
+    if isinstance(exc, Timeout):
+        reason = (f"no answer from GET {path} (page {page}) within the request timeout, on every attempt "
+                  f"(RUNTIME__REQUEST_TIMEOUT, RUNTIME__REQUEST_MAX_ATTEMPTS)")
+    elif isinstance(exc, RequestsConnectionError):
+        reason = f"could not connect for GET {path} (page {page}), on every attempt: check SOURCES__ANALYTICS__BASE_URL"
+    else:
+        return exc
+    return ResourceError(stats.name, reason, path=path, page=page)
