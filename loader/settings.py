@@ -28,7 +28,7 @@ class Setting:
     name: str
     default: Optional[str]
     description: str
-    # set by the Terraform deployment (checked by tests/test_terraform_structure.py)
+    # set by the Terraform deployment (checked by tests/test_terraform.py)
     deployed: bool = False
     # secret: never logged, never echoed
     secret: bool = False

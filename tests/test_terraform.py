@@ -38,7 +38,7 @@ SA_MEMBER = "serviceAccount:${{google_service_account.{}.email}}"
 BASIC_ROLES = re.compile(r"\broles/(owner|editor|viewer)\b")
 PUBLIC_MEMBERS = re.compile(r"\ball(Authenticated)?Users\b")
 # Never in the function's zip: path parts and file names.
-FORBIDDEN_PARTS = {"tests", "test", "__pycache__", ".venv", "venv", ".venv-tools", "site-packages", ".pytest_cache", "terraform"}
+FORBIDDEN_PARTS = {"tests", "test", "__pycache__", ".venv", "venv", ".venv-tools", "site-packages", ".pytest_cache"}
 FORBIDDEN_NAME = re.compile(r"(^secrets\.toml$|\.pyc$|^test_.*\.py$|_test\.py$|^conftest\.py$)")
 CHECKOV_TIMEOUT_SECONDS = 300
 
@@ -127,6 +127,14 @@ def archive_patterns() -> List[str]:
     patterns = re.findall(r'fileset\(\s*local\.source_root\s*,\s*"([^"]+)"\s*\)', expression)
     assert patterns, f"no fileset(local.source_root, ...) pattern in local.source_files: {expression}"
     return patterns
+
+
+def fileset_regex(pattern: str) -> "re.Pattern[str]":
+    """Terraform's fileset() glob as a regex: `**/` is any number of folders, `*` and `?` stay in one."""
+    out = ""
+    for token in re.split(r"(\*\*/|\*\*|\*|\?)", pattern):
+        out += {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(token, re.escape(token))
+    return re.compile(out)
 
 
 @lru_cache(maxsize=None)
@@ -340,6 +348,23 @@ def test_archive_patterns_are_explicit() -> None:
         assert not re.search(r"[*?\[]", first), f"pattern {pattern!r} is not rooted in a named file or folder"
         lowered = pattern.lower()
         assert not any(word in lowered for word in ("test", "secrets.toml", "venv", "__pycache__", ".pyc")), pattern
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".dlt/secrets.toml",
+        "tests/test_function.py",
+        "tests/conftest.py",
+        "loader/__pycache__/settings.cpython-311.pyc",
+        "source/__pycache__/helpers.cpython-311.pyc",
+        ".venv/lib/python3.11/site-packages/dlt/__init__.py",
+        "terraform/.build/function-source.zip",
+    ],
+)
+def test_archive_patterns_never_match(path: str) -> None:
+    matching = [pattern for pattern in archive_patterns() if fileset_regex(pattern).fullmatch(path)]
+    assert not matching, f"{path} would be deployed by {matching}"
 
 
 @pytest.mark.parametrize("required", ["main.py", "requirements.txt", ".dlt/config.toml"])
@@ -585,7 +610,8 @@ def test_output_has_description_and_reads_a_resource(name: str) -> None:
         pytest.param("secret_id", r"\$\{google_secret_manager_secret\.api_key\.id\}", id="secret"),
         pytest.param(
             "secret_add_version_command",
-            r'printf %s "\$KEY" \| gcloud secrets versions add \$\{google_secret_manager_secret\.api_key\.secret_id\} --project \S+ --data-file=-',
+            r'printf %s "\$KEY" \| gcloud secrets versions add '
+            r"\$\{google_secret_manager_secret\.api_key\.secret_id\} --project \S+ --data-file=-",
             id="add-secret",
         ),
         pytest.param(
@@ -620,7 +646,8 @@ def test_readme_table_matches(kind: str) -> None:
     table = re.search(rf"#+\s*{heading}\s*\n(.*?)(?:\n#|\Z)", section, re.S)
     assert table, f"README deploy section has no '{heading}' table"
     rows = set(re.findall(r"^\|\s*`(\w+)`", table.group(1), re.M))
-    assert rows == set(config()[kind]), f"README {heading} table vs terraform: missing {sorted(set(config()[kind]) - rows)}, extra {sorted(rows - set(config()[kind]))}"
+    declared = set(config()[kind])
+    assert rows == declared, f"README {heading} table: missing {sorted(declared - rows)}, not in terraform {sorted(rows - declared)}"
 
 
 # --- checkov ------------------------------------------------------------------------------------
