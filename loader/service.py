@@ -151,12 +151,17 @@ def _run(resources: List[str], run_id: str) -> Answer:
 
 
 def _describe(exc: BaseException) -> str:
-    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigValueCannotBeCoercedException
 
     seen = exc
     while seen is not None:
         if isinstance(seen, ConfigFieldMissingException):
             return missing_settings_message(seen)
+        if isinstance(seen, ConfigValueCannotBeCoercedException):
+            kind = getattr(seen.hint, "__name__", str(seen.hint))
+            example = ' (a JSON object, e.g. {"eventDefs": {"primary_key": "eventName"}})' if kind == "dict" else ""
+            return (f"setting SOURCES__ANALYTICS__{seen.field_name.upper()} ({seen.field_name} under [sources.analytics] "
+                    f"in .dlt/config.toml) is not a valid {kind}{example}")
         if isinstance(seen, (ValueError, SettingsError)) and "SOURCES__ANALYTICS__" in str(seen):
             return str(seen)
         seen = seen.__cause__ or seen.__context__

@@ -11,6 +11,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from simulator.data import SINGLETONS, documented_record, documented_singleton, seed_record
 from simulator.server import SimConfig
+from source.settings import DEFAULT_SESSIONS_LIMIT
 
 _naming = NamingConvention()
 
@@ -27,15 +28,20 @@ def _walk(table: str, value: Dict[str, Any], counts: Counter) -> None:
                     _walk(name, item, counts)
 
 
-def expected_counts(config: SimConfig) -> Dict[str, int]:
-    """Rows per table (root and nested) after loading everything the simulator serves."""
+def expected_counts(config: SimConfig, sessions_limit: int = DEFAULT_SESSIONS_LIMIT) -> Dict[str, int]:
+    """Rows per table (root and nested) after loading everything the simulator serves.
+
+    `sessions_limit`: the `limit` the loader sends to the documented sessions endpoint
+    (`SOURCES__ANALYTICS__SESSIONS_LIMIT`), which answers one page of at most that many.
+    """
     counts: Counter = Counter()
     for resource, total in config.rows.items():
         table = _naming.normalize_table_identifier(resource)
-        if config.profile == "documented" and resource in SINGLETONS:
+        profile = config.profile_of(resource)
+        if profile == "documented" and resource in SINGLETONS:
             records = [documented_singleton(resource)]
-        elif config.profile == "documented":
-            n = min(total, 1000) if resource == "sessions" else total  # sessions: one page of `limit`
+        elif profile == "documented":
+            n = min(total, sessions_limit) if resource == "sessions" else total  # sessions: one page of `limit`
             records = [documented_record(resource, i) for i in range(n)]
         else:
             records = [seed_record(resource, i) for i in range(total)]

@@ -1,7 +1,8 @@
 """A local stand-in for the analytics API: the ten endpoints, cursor pagination, a key check,
 latency and injectable faults, and a log of every request it served.
 
-Control endpoints (loopback only, no key): `GET /_sim/requests`, `POST /_sim/reset`,
+Control endpoints (loopback only, no key): `GET /_sim/requests` (answered), `GET /_sim/arrivals`
+(received, answered or not), `POST /_sim/reset`,
 `POST /_sim/config` (a JSON object of `SimConfig` fields), `GET /_sim/expected`.
 """
 
@@ -20,6 +21,7 @@ from simulator.data import SINGLETONS, documented_record, documented_singleton, 
 from source.settings import PATHS, RESOURCE_NAMES, RETRY_STATUSES
 
 RESOURCE_BY_PATH = {path: name for name, path in PATHS.items()}
+DRIFT_KINDS = ("drop_key", "new_field", "type_change")
 
 
 @dataclass
@@ -28,7 +30,11 @@ class Fault:
 
     kind: `status` (answer `status`, with `Retry-After` when `retry_after` is set), `hang` (sleep
     `seconds` before answering), `not_json`, `no_selector` (JSON without the data key),
-    `drop_key` (records without `id`), `new_field`, `type_change` (a field changes type).
+    `drop_key` (records without `id`, or without `field` when set), `new_field` (records gain
+    `loyaltyTier`), `type_change` (`durationMs`, or `field` when set, becomes a string).
+
+    The drift kinds (`drop_key`, `new_field`, `type_change`) apply to every answer of the
+    resource, or only to page `page` when it is set; `times` does not limit them.
     """
 
     resource: str
@@ -39,6 +45,7 @@ class Fault:
     retry_after: Optional[str] = None
     seconds: float = 0.0
     served: int = 0
+    field: Optional[str] = None  # drift kinds: the field dropped / changed (default `id` / `durationMs`)
 
 
 @dataclass
@@ -54,6 +61,11 @@ class SimConfig:
     storm_rate: float = 0.0  # share of data requests answered with a transient 429/5xx
     storm_max_in_row: int = 2  # never more than this many storm errors in a row for one page
     storm_seed: int = 7
+    # per-resource shape overrides, e.g. {"eventDefs": "documented"} under profile "seed"
+    resource_profiles: Dict[str, str] = field(default_factory=dict)
+
+    def profile_of(self, resource: str) -> str:
+        return self.resource_profiles.get(resource, self.profile)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "SimConfig":
@@ -74,7 +86,10 @@ class Simulator:
 
     def __init__(self, config: Optional[SimConfig] = None) -> None:
         self.config = config or SimConfig()
-        self.requests: List[Dict[str, Any]] = []
+        self.requests: List[Dict[str, Any]] = []  # every request answered, with its status
+        # every request received, logged before it is answered: a request still hanging, or one
+        # the client gave up on, is here at once (and in `requests` only once answered)
+        self.arrivals: List[Dict[str, Any]] = []
         self._lock = threading.Lock()
         self._storm = random.Random(self.config.storm_seed)
         self._storm_in_row: Dict[Tuple[str, str], int] = {}
@@ -88,9 +103,13 @@ class Simulator:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.arrivals.clear()
 
     def requests_for(self, resource: str) -> List[Dict[str, Any]]:
         return [r for r in list(self.requests) if r["resource"] == resource]
+
+    def arrivals_for(self, resource: str) -> List[Dict[str, Any]]:
+        return [r for r in list(self.arrivals) if r["resource"] == resource]
 
     # -- answering -------------------------------------------------------------------------
     def answer(self, path: str, query: Dict[str, str], headers: Dict[str, str]) -> Tuple[int, Dict[str, str], bytes]:
@@ -120,20 +139,23 @@ class Simulator:
         body = self._page(resource, offset, page_size, query)
         if fault is not None and fault.kind == "no_selector":
             body = {"items": body.get(resource, []) if isinstance(body, dict) else []}
-        drift = [f.kind for f in self._active(resource) if f.kind in ("drop_key", "new_field", "type_change")]
-        for record in _records_in(body):
-            if "drop_key" in drift:
-                record.pop("id", None)
-            if "new_field" in drift:
-                record["loyaltyTier"] = "gold"
-            if "type_change" in drift and "durationMs" in record:
-                record["durationMs"] = f"{record['durationMs']} ms"
+        drift = [f for f in self._active(resource) if f.kind in DRIFT_KINDS and (f.page is None or f.page == page)]
+        singleton = cfg.profile_of(resource) == "documented" and resource in SINGLETONS
+        for record in [body] if singleton else _records_in(body):
+            for f in drift:
+                if f.kind == "drop_key":
+                    record.pop(f.field or "id", None)
+                elif f.kind == "new_field":
+                    record["loyaltyTier"] = "gold"
+                elif f.kind == "type_change" and (f.field or "durationMs") in record:
+                    key = f.field or "durationMs"
+                    record[key] = f"{record[key]} ms"
         return 200, {}, _json(body)
 
     def _page(self, resource: str, offset: int, page_size: int, query: Dict[str, str]) -> Any:
         cfg = self.config
         total = cfg.rows.get(resource, 0)
-        if cfg.profile == "documented":
+        if cfg.profile_of(resource) == "documented":
             if resource in SINGLETONS:
                 return documented_singleton(resource)
             if resource == "sessions":  # one page, `limit` (default 20) decides how many
@@ -163,7 +185,7 @@ class Simulator:
     def _take_fault(self, resource: str, page: int) -> Optional[Fault]:
         with self._lock:
             for fault in self.config.faults:
-                if fault.resource != resource or fault.kind in ("drop_key", "new_field", "type_change"):
+                if fault.resource != resource or fault.kind in DRIFT_KINDS:
                     continue
                 if fault.page is not None and fault.page != page:
                     continue
@@ -188,6 +210,10 @@ class Simulator:
         with self._lock:
             self.requests.append(entry)
 
+    def arrived(self, entry: Dict[str, Any]) -> None:
+        with self._lock:
+            self.arrivals.append(entry)
+
 
 def _records_in(body: Any) -> List[Dict[str, Any]]:
     if isinstance(body, dict):
@@ -208,13 +234,17 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, headers: Dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # the client gave up (its timeout ran out while a `hang` fault slept): nothing to answer
+            self.close_connection = True
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -223,6 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
         started = time.monotonic()
+        self.sim.arrived({
+            "method": "GET", "path": url.path, "resource": RESOURCE_BY_PATH.get(url.path), "params": query,
+            "authorization": headers.get("authorization"), "at": time.time(),
+        })
         status, extra, body = self.sim.answer(url.path, query, headers)
         self.sim.log({
             "method": "GET", "path": url.path, "resource": RESOURCE_BY_PATH.get(url.path), "params": query,
@@ -240,8 +274,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self, method: str, path: str) -> None:
         if method == "GET" and path == "/_sim/requests":
             return self._send(200, {}, _json(self.sim.requests))
+        if method == "GET" and path == "/_sim/arrivals":
+            return self._send(200, {}, _json(self.sim.arrivals))
         if method == "GET" and path == "/_sim/config":
             return self._send(200, {}, _json(asdict(self.sim.config)))
+        if method == "GET" and path == "/_sim/expected":
+            from simulator.expected import expected_counts  # here: expected imports this module
+
+            return self._send(200, {}, _json(expected_counts(self.sim.config)))
         if method == "POST" and path == "/_sim/reset":
             self.sim.reset()
             return self._send(200, {}, _json({"ok": True}))
@@ -266,7 +306,8 @@ class SimulatorServer:
         ThreadingHTTPServer.daemon_threads = True
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.request_queue_size = 64
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="simulator", daemon=True)
+        # a short poll interval: `stop()` returns within 50 ms instead of serve_forever's 0.5 s
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True)
 
     @property
     def url(self) -> str:

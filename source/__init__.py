@@ -19,7 +19,7 @@ from dlt.sources.rest_api import rest_api_resources
 from source.checks import response_check
 from source.helpers import auth_config, effective_resources, rest_api_config, retrying_session
 from source.stats import RunStats, guarded
-from source.settings import DEFAULT_AUTH_SCHEME, DEFAULT_PROFILE, DEFAULT_SESSIONS_LIMIT, RESOURCE_NAMES, SOURCE_NAME
+from source.settings import PATHS, DEFAULT_AUTH_SCHEME, DEFAULT_PROFILE, DEFAULT_SESSIONS_LIMIT, RESOURCE_NAMES, SOURCE_NAME
 
 __all__ = ["analytics_source", "RESOURCE_NAMES", "RunStats"]
 
@@ -59,7 +59,7 @@ def analytics_source(
         auth=auth_config(auth_scheme, api_key),
         resources=table,
         hooks={r["name"]: response_check(r, stats.of(r["name"]), profile) for r in table},
-        session=retrying_session(),
+        session=retrying_session(on_transient_error=lambda path: _count_transient(stats, path)),
         values={"uid": uid, "sessions_limit": sessions_limit},
     )
     built = rest_api_resources(config)
@@ -69,3 +69,10 @@ def analytics_source(
         # Each cursor chain is sequential, the ten are independent: extract them concurrently.
         resource.parallelize()
     return built
+
+
+def _count_transient(stats: RunStats, path: str) -> None:
+    for name, resource_path in PATHS.items():
+        if path.endswith(resource_path):
+            stats.of(name).retries += 1
+            return

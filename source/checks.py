@@ -8,7 +8,7 @@ from dlt.common import jsonpath
 from requests import Response
 
 from source.errors import MissingPrimaryKeyError, ResponseShapeError, UpstreamHTTPError
-from source.settings import PATHS, RETRY_STATUSES, WHOLE_BODY
+from source.settings import CURSOR_PAGINATOR, PATHS, RETRY_STATUSES, WHOLE_BODY
 from source.stats import ResourceStats
 
 
@@ -35,7 +35,8 @@ def response_check(resource: Mapping[str, Any], stats: ResourceStats, profile: s
             body = response.json()
         except ValueError:
             raise ResponseShapeError(
-                name, f"the answer from GET {path} (page {page}) is not JSON (content-type {response.headers.get('content-type')!r})",
+                name, f"the answer from GET {path} (page {page}) is not JSON (content-type {response.headers.get('content-type')!r}); "
+                f"expected a JSON object with '{selector}' (the data selector)",
                 status=response.status_code, path=path, page=page,
             ) from None
         records = _select(body, selector)
@@ -48,6 +49,13 @@ def response_check(resource: Mapping[str, Any], stats: ResourceStats, profile: s
         if selector == WHOLE_BODY and isinstance(body, dict) and isinstance(body.get(name), list):
             raise ResponseShapeError(
                 name, f"the answer from GET {path} is a list under '{name}', not one settings object; {switch}",
+                status=response.status_code, path=path, page=page,
+            )
+        cursor = CURSOR_PAGINATOR["cursor_path"]
+        if not resource.get("paginate", True) and isinstance(body, dict) and body.get(cursor):
+            raise ResponseShapeError(
+                name, f"the answer from GET {path} has a '{cursor}' (more pages follow) but the {profile} profile reads "
+                f"one page only: part of the data would load; {switch}, or set [sources.analytics.resources.{name}] paginate = true",
                 status=response.status_code, path=path, page=page,
             )
         for key in keys:

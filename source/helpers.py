@@ -92,13 +92,32 @@ def auth_config(scheme: str, api_key: str) -> Dict[str, Any]:
     raise ValueError(f"SOURCES__ANALYTICS__AUTH_SCHEME={scheme!r} is not supported: set it to one of {', '.join(AUTH_SCHEMES)}")
 
 
-def retrying_session() -> Any:
+def retrying_session(on_transient_error: Optional[Callable[[str], None]] = None) -> Any:
     """A requests session with the seed's retry policy.
 
     dlt's default client retries every 5xx; the seed retries exactly `RETRY_STATUSES`, so 501
     fails at once. Attempts, backoff and timeout still come from dlt's `[runtime]` config.
     `raise_for_status=False`: our response hook raises, with the resource's name in the error.
     """
-    from dlt.sources.helpers.requests import Client
+    from urllib.parse import urlsplit
 
-    return Client(raise_for_status=False, status_codes=RETRY_STATUSES).session
+    from dlt.sources.helpers.requests import Client
+    from requests.adapters import HTTPAdapter
+    from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
+
+    session = Client(raise_for_status=False, status_codes=RETRY_STATUSES).session
+    if on_transient_error is not None:
+        class CountingAdapter(HTTPAdapter):
+            """Reports timeouts and connection errors (dlt retries them; no response hook sees them)."""
+
+            def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    return super().send(request, *args, **kwargs)
+                except (Timeout, RequestsConnectionError):
+                    on_transient_error(urlsplit(request.url).path)
+                    raise
+
+        adapter = CountingAdapter(pool_maxsize=50)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    return session

@@ -58,8 +58,8 @@ def guarded(pages: Union[Iterator[Any], Callable[[], Iterator[Any]]], stats: Res
     except Exception as exc:
         error = _as_resource_error(exc, stats)
         stats.error = error
-        if isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES:
-            stats.retries -= 1  # the last answer was given up on, not retried
+        if _transient(exc) or (isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES):
+            stats.retries -= 1  # the last attempt was given up on, not retried
         if not isolate:
             if error is exc:
                 raise
@@ -84,3 +84,9 @@ def _as_resource_error(exc: Exception, stats: ResourceStats) -> Exception:
     else:
         return exc
     return ResourceError(stats.name, reason, path=path, page=page)
+
+
+def _transient(exc: BaseException) -> bool:
+    from requests import ConnectionError as RequestsConnectionError, Timeout
+
+    return isinstance(exc, (Timeout, RequestsConnectionError))
