@@ -228,6 +228,9 @@ def _json(data: Any) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without this, Nagle holds the body for the client's
+    # delayed ACK (~40 ms a request), a latency no real API adds
+    disable_nagle_algorithm = True
     sim: Simulator
 
     def log_message(self, *args: Any) -> None:  # the request log is the record; no stderr noise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from dlt.common import jsonpath
 from requests import Response
 
 from source.settings import AUTH_SCHEMES, CURSOR_PAGINATOR, OVERRIDE_KEYS, PROFILES, RESOURCE_DEFAULTS, RESOURCE_NAMES, RESOURCES, RETRY_STATUSES
@@ -69,7 +70,8 @@ def rest_api_config(
                 "endpoint": {
                     "path": r["path"],
                     "params": {k: _fill(v, values) for k, v in r["params"].items()},
-                    "data_selector": r["data_selector"],
+                    # compiled once: dlt would parse the JSONPath again on every page
+                    "data_selector": jsonpath.compile_path(r["data_selector"]),
                     "paginator": CURSOR_PAGINATOR if r["paginate"] else {"type": "single_page"},
                     "response_actions": [hooks[r["name"]]],
                 },
