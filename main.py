@@ -6,7 +6,6 @@ Deploy with `entry_point = "run_pipeline"` (terraform/function.tf). Locally:
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import functions_framework
@@ -15,16 +14,6 @@ import functions_framework
 os.environ.setdefault("DLT_PROJECT_DIR", str(Path(__file__).resolve().parent))
 
 from loader.service import handle  # noqa: E402  (after DLT_PROJECT_DIR is set)
-
-
-def _warm_imports() -> None:
-    # `import dlt` takes about a second; do it beside the cold start, not in front of it.
-    import dlt  # noqa: F401
-
-    import loader.pipeline  # noqa: F401
-
-
-threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
 
 
 @functions_framework.http
