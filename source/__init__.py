@@ -10,69 +10,18 @@ Example:
     >>> pipeline.run(analytics_source())
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
-import dlt
-from dlt.extract.resource import DltResource
-from dlt.sources.rest_api import rest_api_resources
-
-from source.checks import response_check
-from source.helpers import auth_config, effective_resources, rest_api_config, retrying_session
-from source.stats import RunStats, guarded
-from source.settings import PATHS, DEFAULT_AUTH_SCHEME, DEFAULT_PROFILE, DEFAULT_SESSIONS_LIMIT, RESOURCE_NAMES, SOURCE_NAME
+from source.settings import RESOURCE_NAMES
 
 __all__ = ["analytics_source", "RESOURCE_NAMES", "RunStats"]
 
 
-@dlt.source(name=SOURCE_NAME, section=SOURCE_NAME)
-def analytics_source(
-    base_url: str = dlt.config.value,
-    uid: str = dlt.config.value,
-    api_key: str = dlt.secrets.value,
-    profile: str = DEFAULT_PROFILE,
-    auth_scheme: str = DEFAULT_AUTH_SCHEME,
-    sessions_limit: int = DEFAULT_SESSIONS_LIMIT,
-    resources: Optional[Dict[str, Any]] = None,
-    run_stats: Any = None,
-) -> List[DltResource]:
-    """The ten resources of the analytics API, extracted concurrently.
+def __getattr__(name: str) -> Any:
+    # dlt and its REST API source are imported on first use, by the first request: `import main`
+    # (which reads source.settings) stays cheap on a cold start
+    if name in ("analytics_source", "RunStats"):
+        from source import analytics
 
-    Args:
-        base_url: API root, e.g. `https://api.example.com`.
-        uid: value of the `uid` parameter of `/sessions/v2`.
-        api_key: the API key (a secret: never logged).
-        profile: `seed` (the specification's shapes) or `documented` (the real API's docs).
-        auth_scheme: `bearer` or `basic` (`Authorization: Basic <key>`, key as-is).
-        sessions_limit: `limit` of the sessions request under the `documented` profile.
-        resources: per-resource overrides, e.g. `{"eventDefs": {"primary_key": "eventName"}}`
-            (`[sources.analytics.resources.eventDefs]` in `.dlt/config.toml`).
-        run_stats: a `RunStats` to collect per-resource figures; with `RunStats(isolate=True)`
-            a failing resource is recorded there instead of failing the extraction.
-
-    Returns:
-        The ten resources (select some with `.with_resources(...)`).
-    """
-    stats = run_stats if run_stats is not None else RunStats()
-    table = effective_resources(profile, resources)
-    config = rest_api_config(
-        base_url=base_url.rstrip("/"),
-        auth=auth_config(auth_scheme, api_key),
-        resources=table,
-        hooks={r["name"]: response_check(r, stats.of(r["name"]), profile) for r in table},
-        session=retrying_session(on_transient_error=lambda path: _count_transient(stats, path)),
-        values={"uid": uid, "sessions_limit": sessions_limit},
-    )
-    built = rest_api_resources(config)
-    for resource in built:
-        # Guard before parallelizing: parallelize() turns the generator into deferred calls.
-        resource._pipe.replace_gen(guarded(resource._pipe.gen, stats.of(resource.name), stats.isolate))
-        # Each cursor chain is sequential, the ten are independent: extract them concurrently.
-        resource.parallelize()
-    return built
-
-
-def _count_transient(stats: RunStats, path: str) -> None:
-    for name, resource_path in PATHS.items():
-        if path.endswith(resource_path):
-            stats.of(name).retries += 1
-            return
+        return getattr(analytics, name)
+    raise AttributeError(f"module 'source' has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 from source.errors import ResourceError, UpstreamHTTPError
 from source.settings import PATHS, RETRY_STATUSES
@@ -38,10 +38,16 @@ class RunStats:
     isolate: bool = False
     resources: Dict[str, ResourceStats] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    readers: List[Any] = field(default_factory=list, repr=False)  # source.prefetch.ReadAhead, one per resource
 
     def of(self, name: str) -> ResourceStats:
         with self._lock:
             return self.resources.setdefault(name, ResourceStats(name))
+
+    def stop_reading(self) -> None:
+        """Stop the read-ahead threads of resources that were not (fully) extracted."""
+        for reader in self.readers:
+            reader.stop()
 
     @property
     def failed(self) -> Dict[str, ResourceStats]:
