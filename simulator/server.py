@@ -298,6 +298,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, {}, _json({"error": f"no control endpoint {method} {path}"}))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the listen() backlog, fixed when the socket is bound: the default 5 drops the SYNs of a
+    # burst of new connections (ten resources at once), which clients resend only after 1 s
+    request_queue_size = 128
+
+
 class SimulatorServer:
     """The simulator served over HTTP on a loopback port, in a background thread."""
 
@@ -306,9 +313,7 @@ class SimulatorServer:
             raise ValueError("the simulator only listens on loopback")
         self.sim = sim or Simulator()
         handler = type("Handler", (_Handler,), {"sim": self.sim})
-        ThreadingHTTPServer.daemon_threads = True
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.request_queue_size = 64
+        self.httpd = _Server((host, port), handler)
         # a short poll interval: `stop()` returns within 50 ms instead of serve_forever's 0.5 s
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True)
 
