@@ -206,13 +206,13 @@ def test_full_load_into_duckdb_exact_counts_then_merge(loader_env: Dict[str, str
 
 
 def test_resources_are_extracted_concurrently(loader_env: Dict[str, str], sim: Any) -> None:
-    sim.sim.configure(latency_ms=40)
+    sim.sim.configure(latency_ms=50, page_size=5)  # five pages of 50 ms per resource
 
     list(analytics_source())
 
     firsts = [min(r["at"] for r in sim.sim.requests_for(n)) for n in RESOURCE_NAMES]
     lasts = [max(r["at"] for r in sim.sim.requests_for(n)) for n in RESOURCE_NAMES]
-    # every resource had started before any had finished its three pages
+    # every resource had started before any had finished its five pages
     assert max(firsts) < min(lasts)
 
 
