@@ -1,14 +1,6 @@
-"""The analytics API as a dlt source, built on dlt's REST API source.
+"""The analytics API as a dlt source: `from source import analytics_source` (see `source.analytics`).
 
-Settings resolve through dlt's config providers under `sources.analytics`:
-`SOURCES__ANALYTICS__BASE_URL`, `SOURCES__ANALYTICS__UID`, `SOURCES__ANALYTICS__API_KEY` (secret),
-or `.dlt/config.toml` / `.dlt/secrets.toml`. Retries follow the seed (429/500/502/503/504, 4
-attempts, backoff 2) via dlt's `[runtime]` settings.
-
-Example:
-    >>> pipeline = dlt.pipeline("analytics", destination="duckdb")
-    >>> pipeline.run(analytics_source())
-"""
+dlt is imported on first use of `analytics_source`, so reading `source.settings` stays cheap."""
 
 from typing import Any
 
