@@ -22,21 +22,13 @@ S30: List[Lever] = [
     ("[load] workers = 1", {"LOAD__WORKERS": "1"}, []),
     ("[load] workers = 4", {"LOAD__WORKERS": "4"}, []),
     ("[normalize] workers = 2, [data_writer] file_max_items = 5000", {"NORMALIZE__WORKERS": "2", "DATA_WRITER__FILE_MAX_ITEMS": "5000"}, []),
-    ("code: compiled data selectors", {}, ["compiled_selectors"]),
-    ("code: read-ahead of pages", {}, ["prefetch"]),
-    ("code: compiled selectors + read-ahead", {}, ["compiled_selectors", "prefetch"]),
     ("code: GIL switch interval 1 ms", {}, ["switch_interval"]),
     ("code: DuckDB loads parquet", {}, ["duckdb_parquet"]),
-    ("code: DuckDB loads jsonl", {}, ["duckdb_jsonl"]),
-    ("code: selectors + read-ahead + jsonl", {}, ["compiled_selectors", "prefetch", "duckdb_jsonl"]),
 ]
 
 BIG_DUCKDB: List[Lever] = [
     BASELINE,
-    ("code: DuckDB memory_limit 1GB", {}, ["duckdb_memory_limit"]),
-    ("code: DuckDB loads jsonl", {}, ["duckdb_jsonl"]),
     ("code: DuckDB loads parquet", {}, ["duckdb_parquet"]),
-    ("code: DuckDB loads jsonl, memory_limit 1GB", {}, ["duckdb_jsonl", "duckdb_memory_limit"]),
 ]
 
 # the list endpoints that page; `limit` is honoured up to the API's maximum (100, documented)
