@@ -97,8 +97,7 @@ def handle(method: str, raw_body: bytes) -> Answer:
     except BadRequest as exc:
         return 400, {"status": "error", "run_id": run_id, "error": str(exc)}
     if not _run_lock.acquire(blocking=False):
-        log.warning(BUSY, extra={"run_id": run_id})
-        return 409, {"status": "error", "run_id": run_id, "error": BUSY}
+        return _busy(run_id)
     try:
         status, body = _run(resources, run_id)
     finally:
@@ -116,8 +115,7 @@ def _run(resources: List[str], run_id: str) -> Answer:
         os.environ.setdefault("DLT_DATA_DIR", str(settings.data_dir))
         folder_lock = _lock_working_folder(settings.data_dir)
         if folder_lock is None:
-            log.warning(BUSY, extra={"run_id": run_id})
-            return 409, {"status": "error", "run_id": run_id, "error": BUSY}
+            return _busy(run_id)
         try:
             api_key = read_api_key(settings.api_key_secret, settings.api_key_cache_seconds) if settings.api_key_secret else None
             from loader.pipeline import run_load
@@ -169,6 +167,11 @@ def _describe(exc: BaseException) -> str:
     cause = exc.__cause__ or exc
     where = f"the {step} step failed" if step else "the run failed"
     return f"{where}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+
+
+def _busy(run_id: str) -> Answer:
+    log.warning(BUSY, extra={"run_id": run_id})
+    return 409, {"status": "error", "run_id": run_id, "error": BUSY}
 
 
 def _error(status: int, run_id: str, message: str, started: float) -> Answer:

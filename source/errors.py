@@ -2,9 +2,13 @@
 
 from typing import Optional
 
-from requests import HTTPError, Response
+from requests import ConnectionError as RequestsConnectionError, HTTPError, Response, Timeout
 
 from source.settings import RETRY_STATUSES
+
+
+# Failures with no answer to check: dlt retries them, then the resource fails.
+TRANSIENT_ERRORS = (Timeout, RequestsConnectionError)
 
 
 class ResourceError(Exception):

@@ -4,10 +4,13 @@ and the HTTP client with the seed's retry policy."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
 
 from dlt.common import jsonpath
 from requests import Response
+from requests.adapters import HTTPAdapter
 
+from source.errors import TRANSIENT_ERRORS
 from source.settings import AUTH_SCHEMES, CURSOR_PAGINATOR, OVERRIDE_KEYS, PROFILES, RESOURCE_DEFAULTS, RESOURCE_NAMES, RESOURCES, RETRY_STATUSES
 
 
@@ -94,6 +97,21 @@ def auth_config(scheme: str, api_key: str) -> Dict[str, Any]:
     raise ValueError(f"SOURCES__ANALYTICS__AUTH_SCHEME={scheme!r} is not supported: set it to one of {', '.join(AUTH_SCHEMES)}")
 
 
+class _CountingAdapter(HTTPAdapter):
+    """Reports timeouts and connection errors: dlt retries them, and no response hook sees them."""
+
+    def __init__(self, on_transient_error: Callable[[str], None]) -> None:
+        super().__init__(pool_maxsize=50)  # as dlt's Client mounts
+        self._on_transient_error = on_transient_error
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().send(request, *args, **kwargs)
+        except TRANSIENT_ERRORS:
+            self._on_transient_error(urlsplit(request.url).path)
+            raise
+
+
 def retrying_session(on_transient_error: Optional[Callable[[str], None]] = None) -> Any:
     """A requests session with the seed's retry policy.
 
@@ -101,25 +119,11 @@ def retrying_session(on_transient_error: Optional[Callable[[str], None]] = None)
     fails at once. Attempts, backoff and timeout still come from dlt's `[runtime]` config.
     `raise_for_status=False`: our response hook raises, with the resource's name in the error.
     """
-    from urllib.parse import urlsplit
-
     from dlt.sources.helpers.requests import Client
-    from requests.adapters import HTTPAdapter
-    from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
 
     session = Client(raise_for_status=False, status_codes=RETRY_STATUSES).session
     if on_transient_error is not None:
-        class CountingAdapter(HTTPAdapter):
-            """Reports timeouts and connection errors (dlt retries them; no response hook sees them)."""
-
-            def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-                try:
-                    return super().send(request, *args, **kwargs)
-                except (Timeout, RequestsConnectionError):
-                    on_transient_error(urlsplit(request.url).path)
-                    raise
-
-        adapter = CountingAdapter(pool_maxsize=50)
+        adapter = _CountingAdapter(on_transient_error)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
     return session

@@ -7,7 +7,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
-from source.errors import ResourceError, UpstreamHTTPError
+from requests import Timeout
+
+from source.errors import TRANSIENT_ERRORS, ResourceError, UpstreamHTTPError
 from source.settings import PATHS, RETRY_STATUSES
 
 
@@ -64,7 +66,7 @@ def guarded(pages: Union[Iterator[Any], Callable[[], Iterator[Any]]], stats: Res
     except Exception as exc:
         error = _as_resource_error(exc, stats)
         stats.error = error
-        if _transient(exc) or (isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES):
+        if isinstance(exc, TRANSIENT_ERRORS) or (isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES):
             stats.retries -= 1  # the last attempt was given up on, not retried
         if not isolate:
             if error is exc:
@@ -76,23 +78,14 @@ def guarded(pages: Union[Iterator[Any], Callable[[], Iterator[Any]]], stats: Res
 
 def _as_resource_error(exc: Exception, stats: ResourceStats) -> Exception:
     """Name the resource, path and page in errors that requests raises without them."""
-    from requests import ConnectionError as RequestsConnectionError, Timeout
-
-    if isinstance(exc, (ResourceError, UpstreamHTTPError)):
+    if not isinstance(exc, TRANSIENT_ERRORS):
         return exc
     path = PATHS.get(stats.name)
     page = stats.pages + 1
     if isinstance(exc, Timeout):
         reason = (f"no answer from GET {path} (page {page}) within the request timeout, on every attempt "
                   f"(RUNTIME__REQUEST_TIMEOUT, RUNTIME__REQUEST_MAX_ATTEMPTS)")
-    elif isinstance(exc, RequestsConnectionError):
-        reason = f"could not connect for GET {path} (page {page}), on every attempt: check SOURCES__ANALYTICS__BASE_URL"
     else:
-        return exc
+        reason = f"could not connect for GET {path} (page {page}), on every attempt: check SOURCES__ANALYTICS__BASE_URL"
     return ResourceError(stats.name, reason, path=path, page=page)
 
-
-def _transient(exc: BaseException) -> bool:
-    from requests import ConnectionError as RequestsConnectionError, Timeout
-
-    return isinstance(exc, (Timeout, RequestsConnectionError))
