@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from loader.settings import PROJECT_DIR, SETTINGS_BY_NAME, FunctionSettings, SettingsError
+from loader.environment import PROJECT_DIR, SETTINGS_BY_NAME, FunctionSettings, SettingsError
 
 log = logging.getLogger("analytics_loader")
 

@@ -18,7 +18,7 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 
 from loader.logs import redact, setup_logging
 from loader.secrets import SecretError, forget_cached_keys, read_api_key
-from loader.settings import SettingsError, load_settings
+from loader.environment import SettingsError, load_settings
 from source.settings import RESOURCE_NAMES
 
 log = setup_logging()

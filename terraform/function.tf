@@ -62,7 +62,7 @@ resource "google_cloudfunctions2_function" "default" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function.email
 
-    # Names from loader/settings.py (SETTINGS); tests/test_terraform.py checks them.
+    # Names from loader/environment.py (SETTINGS); tests/test_terraform.py checks them.
     environment_variables = {
       DESTINATION                                    = "bigquery"
       DATASET_NAME                                   = google_bigquery_dataset.default.dataset_id

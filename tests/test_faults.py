@@ -253,7 +253,7 @@ def test_run_after_an_interrupted_one_drops_its_stale_package(
     """An instance killed mid-run leaves a package in the working folder: the next run must not
     replay it (dlt's default) nor be blocked by it, and must load the API's current data."""
     from loader.pipeline import new_pipeline
-    from loader.settings import load_settings
+    from loader.environment import load_settings
     from source import analytics_source
 
     db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
@@ -567,7 +567,7 @@ def test_api_key_never_in_logs_answers_files_or_warehouse(
     sim.sim.configure(latency_ms=0)
     # an interrupted run's package, then a warehouse that cannot be written, then no API at all
     from loader.pipeline import new_pipeline
-    from loader.settings import load_settings
+    from loader.environment import load_settings
     from source import analytics_source
 
     new_pipeline(load_settings()).extract(analytics_source().with_resources("webhooks"))

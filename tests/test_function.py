@@ -18,7 +18,7 @@ from functions_framework import create_app
 from google.api_core import exceptions as gexc
 
 from loader import secrets
-from loader.settings import SETTINGS, load_settings
+from loader.environment import SETTINGS, load_settings
 from source.settings import RESOURCE_NAMES
 from tests.conftest import API_KEY, ROOT, table_counts
 
@@ -267,11 +267,11 @@ def test_key_never_in_logs_or_answers(client: Any, fake_sm: FakeSecretManager, s
 
 
 def test_readme_settings_table_is_the_code_s() -> None:
-    from loader.settings import markdown_table
+    from loader.environment import markdown_table
 
     readme = (ROOT / "README.md").read_text()
     table = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
-    assert table == markdown_table(), "regenerate with: python -m loader.settings"
+    assert table == markdown_table(), "regenerate with: python -m loader.environment"
     assert all(f"`{s.name}`" in table for s in SETTINGS)
 
 

@@ -28,7 +28,7 @@ TF_DIR = REPO / "terraform"
 README = REPO / "README.md"
 sys.path.insert(0, str(REPO))
 
-from loader.settings import REQUIRED_DEPLOYED, SETTINGS, SETTINGS_BY_NAME  # noqa: E402
+from loader.environment import REQUIRED_DEPLOYED, SETTINGS, SETTINGS_BY_NAME  # noqa: E402
 
 HCL_OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 FUNCTION = "google_cloudfunctions2_function.default"
@@ -288,7 +288,7 @@ def test_ingress_internal_only_by_default() -> None:
 
 def test_env_var_names_are_settings() -> None:
     unknown = sorted(set(env_vars()) - set(SETTINGS_BY_NAME))
-    assert not unknown, f"environment variables not defined in loader/settings.py SETTINGS: {unknown}"
+    assert not unknown, f"environment variables not defined in loader/environment.py SETTINGS: {unknown}"
 
 
 @pytest.mark.parametrize("name", REQUIRED_DEPLOYED)

@@ -1,6 +1,6 @@
 """The function's settings: every environment variable the loader reads, defined once.
 
-Code (`loader.settings.load_settings`), tests, the README settings table and the Terraform
+Code (`loader.environment.load_settings`), tests, the README settings table and the Terraform
 checks all read this table. Names follow dlt's conventions wherever dlt has one
 (`SOURCES__ANALYTICS__...`, `DESTINATION__...`, `RUNTIME__...`, `DLT_DATA_DIR`); the few that
 are the function's own are plain upper-case names.
@@ -52,6 +52,10 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("SOURCES__ANALYTICS__PROFILE", "seed", "Response shapes: `seed` (the specification) or `documented` (the real API's documented shapes).", deployed=True),
     Setting("SOURCES__ANALYTICS__AUTH_SCHEME", "bearer", "`bearer` (`Authorization: Bearer <key>`, the specification) or `basic` (`Authorization: Basic <key>`, the key as-is, as the real API documents).", deployed=True),
     Setting("SOURCES__ANALYTICS__SESSIONS_LIMIT", "1000", "`limit` sent to the sessions endpoint with the `documented` profile (it answers one page of at most `limit` sessions)."),
+    Setting("SOURCES__ANALYTICS__MAX_PAGES", "100000", "Most pages read from one resource in one run; a longer cursor chain fails that resource (an API that never ends its chain cannot hold a run)."),
+    Setting("RUN_DEADLINE_SECONDS", "1500", "Wall-clock budget of one run: at the deadline, resources still reading stop and are reported failed (`deadline`), and what completed is loaded. Terraform sets it below the function's timeout.", deployed=True),
+    Setting("RUN_LOCK_BUCKET", None, "Cloud Storage bucket holding the cross-instance run lock (an object created only if absent). Unset: only the local working-folder lock (local runs).", deployed=True),
+    Setting("RUN_LOCK_TTL_SECONDS", "1860", "Age after which a run lock left by a crashed run is taken over; longer than the function's timeout.", deployed=True),
     Setting("RUNTIME__REQUEST_MAX_ATTEMPTS", None, "dlt: attempts per request, first try included (project default 4 = 3 retries, in `.dlt/config.toml`)."),
     Setting("RUNTIME__REQUEST_BACKOFF_FACTOR", None, "dlt: exponential backoff factor in seconds (project default 2)."),
     Setting("RUNTIME__REQUEST_TIMEOUT", None, "dlt: seconds to wait for an answer before the attempt counts as failed (project default 60)."),
@@ -75,6 +79,9 @@ class FunctionSettings:
     api_key_secret: Optional[str]
     api_key_cache_seconds: float
     data_dir: Path
+    run_deadline_seconds: float = 1500.0
+    run_lock_bucket: Optional[str] = None
+    run_lock_ttl_seconds: float = 1860.0
 
 
 def _get(env: Mapping[str, str], name: str) -> Optional[str]:
@@ -100,13 +107,12 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
             "API_KEY_SECRET must be a Secret Manager version name "
             "'projects/<project>/secrets/<secret>/versions/<version|latest>'"
         )
-    cache = _get(env, "API_KEY_CACHE_SECONDS")
-    try:
-        cache_seconds = float(cache)  # type: ignore[arg-type]
-        if cache_seconds < 0:
-            raise ValueError
-    except ValueError:
-        raise SettingsError(f"API_KEY_CACHE_SECONDS must be a number of seconds >= 0, got {cache!r}") from None
+    cache_seconds = _seconds(env, "API_KEY_CACHE_SECONDS", minimum=0)
+    deadline = _seconds(env, "RUN_DEADLINE_SECONDS", minimum=1)
+    lock_ttl = _seconds(env, "RUN_LOCK_TTL_SECONDS", minimum=1)
+    bucket = _get(env, "RUN_LOCK_BUCKET")
+    if bucket is not None and not re.match(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", bucket):
+        raise SettingsError(f"RUN_LOCK_BUCKET must be a Cloud Storage bucket name (no gs:// prefix), got {bucket!r}")
     for name in ("DATASET_NAME", "PIPELINE_NAME"):
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", _get(env, name) or ""):
             raise SettingsError(f"{name} must be letters, digits and underscores, got {_get(env, name)!r}")
@@ -117,11 +123,25 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
         api_key_secret=secret,
         api_key_cache_seconds=cache_seconds,
         data_dir=Path(_get(env, "DLT_DATA_DIR")),  # type: ignore[arg-type]
+        run_deadline_seconds=deadline,
+        run_lock_bucket=bucket,
+        run_lock_ttl_seconds=lock_ttl,
     )
 
 
+def _seconds(env: Mapping[str, str], name: str, minimum: float) -> float:
+    raw = _get(env, name)
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum or value == float("inf"):
+        raise SettingsError(f"{name} must be a number of seconds >= {minimum:g}, got {raw!r}")
+    return value
+
+
 def markdown_table() -> str:
-    """The README's settings table (`python -m loader.settings`); a test keeps the two equal."""
+    """The README's settings table (`python -m loader.environment`); a test keeps the two equal."""
     rows = ["| Setting | Default | Deployed by Terraform | What it is |", "|---|---|---|---|"]
     for s in SETTINGS:
         default = f"`{s.default}`" if s.default is not None else "—"
