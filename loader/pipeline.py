@@ -1,10 +1,12 @@
-"""One run of the loader: extract the chosen resources concurrently, keep what loaded, drop
-what failed, normalize and load into the warehouse.
+"""One run of the loader: extract the chosen resources concurrently, keep what loaded, drop what
+failed, normalize and load into the warehouse.
 
-dlt fails a whole extraction when one resource fails; a scheduled loader should still load the
-other nine. The seam is here: the source runs with `RunStats(isolate=True)` (a failing resource
-stops and is recorded), and before normalize `drop_failed_resources` removes the failed
-resources' files from the extracted package, so their tables receive nothing from the run.
+dlt fails a whole extraction (and a whole normalize or load step) when one resource fails; a
+scheduled loader should still load the other nine. The seam is here: the source runs with
+`RunOptions(isolate=True)` (a failing resource stops and is recorded); what a failed resource
+extracted is removed from the package before normalize; a normalize failure removes the resource
+whose file failed and normalizes again; the load step records failed jobs instead of raising, so
+the failing resource's tables stay untouched and the others merge.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from loader.environment import PROJECT_DIR, SETTINGS_BY_NAME, FunctionSettings, SettingsError
+from loader.logs import redact
 
 log = logging.getLogger("analytics_loader")
 
@@ -73,94 +76,163 @@ def new_pipeline(settings: FunctionSettings) -> Any:
     )
 
 
-def drop_failed_resources(pipeline: Any, load_ids: Sequence[str], tables: Sequence[str]) -> int:
-    """Delete the extracted files of `tables` from the packages, before normalize. Returns files removed."""
-    from dlt.common.storages.load_package import ParsedLoadJobFileName
+def drop_extracted_tables(pipeline: Any, load_ids: Sequence[str], tables: Sequence[str]) -> int:
+    """Delete the extracted files of `tables` (and their child tables) from the packages, before normalize.
 
-    storage = pipeline._get_normalize_storage().extracted_packages
+    Returns the number of files removed.
+    """
     removed = 0
     for load_id in load_ids:
-        for job in storage.list_new_jobs(load_id):
-            if ParsedLoadJobFileName.parse(job).table_name in tables:
-                os.remove(storage.storage.make_full_path(job))
+        for job in pipeline.get_load_package_info(load_id).jobs.get("new_jobs", []):
+            if root_table(job.job_file_info.table_name) in tables:
+                os.remove(job.file_path)
                 removed += 1
     return removed
 
 
-# Resources whose cursor chain is long (their volume grows with traffic). In a run with others
-# they are extracted, normalized and loaded last, their requests going out from the start.
-LONG_CHAINS = ("sessions",)
+def root_table(table: str) -> str:
+    """`sessions__pages` -> `sessions`: dlt names a nested table after its parent, joined by `__`."""
+    return table.split("__", 1)[0]
 
 
 def run_load(settings: FunctionSettings, resources: Sequence[str], api_key: Optional[str], run_id: str) -> RunResult:
-    """Load `resources` into the warehouse. Upstream failures are isolated per resource.
+    """Load `resources` into the warehouse. Failures are isolated per resource.
 
     Two phases, one load package each: the short resources are extracted, normalized and loaded
     while the long chains' pages are read ahead (bounded); then the long chains. The floor of a
-    run is the longest chain, and what the others cost hides behind it.
+    run is the longest chain, and what the others cost hides behind it. At the run's deadline
+    (RUN_DEADLINE_SECONDS) resources still reading fail with "deadline"; what completed loads.
     """
-    from source import RunStats, analytics_source
+    from source import RunOptions, build_source, resolve_source_config
+    from source.settings import LONG_CHAINS
 
-    stats = RunStats(isolate=True)
-    kwargs: Dict[str, Any] = {"api_key": api_key} if api_key is not None else {}
+    from source.errors import ConfigError
+
+    started = time.monotonic()
+    try:
+        config = resolve_source_config(api_key=api_key) if api_key is not None else resolve_source_config()
+    except ConfigError as exc:
+        if exc.setting == "SOURCES__ANALYTICS__API_KEY":
+            raise ConfigError(exc.setting, f"{exc}, or API_KEY_SECRET (a Secret Manager version holding the key)") from None
+        raise
+    redact.add(config.api_key)  # whatever its origin: env, secrets.toml or Secret Manager
     last = [n for n in resources if n in LONG_CHAINS] if len(resources) > 1 else []
     first = [n for n in resources if n not in last]
     # built first: the long chains' requests start now, beside the pipeline's setup
-    source = analytics_source(run_stats=stats, start_now=last, **kwargs)
+    options = RunOptions(isolate=True, deadline=started + settings.run_deadline_seconds, start_now=last)
+    source = build_source(config, options)
+    result = RunResult(pipeline=settings.pipeline_name, destination=settings.destination, dataset=settings.dataset_name)
     try:
         pipeline = new_pipeline(settings)
-        result = RunResult(pipeline=settings.pipeline_name, destination=settings.destination, dataset=settings.dataset_name)
         if pipeline.has_pending_data:
             # Packages of an earlier run that failed on this warm instance. Every run re-reads the
             # whole API and merges on the key, so dropping them loses nothing and never blocks.
-            log.warning("dropping pending load packages of an earlier failed run", extra={"run_id": run_id, "load_ids": pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()})
+            pending = pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()
+            log.warning("dropping pending load packages of an earlier failed run", extra={"run_id": run_id, "load_ids": pending})
             pipeline.drop_pending_packages()
         # On a cold start the local folder is empty: restore state and schema from the destination.
         pipeline.sync_destination()
+        from loader.key_columns import migrate_key_columns
+
+        migrate_key_columns(pipeline, config.resources, resources, run_id)
         for phase in (first, last):
             if phase:
-                _extract_normalize_load(pipeline, source.with_resources(*phase), phase, stats, result, run_id)
+                _extract_normalize_load(pipeline, source.with_resources(*phase), phase, options.figures, result, run_id)
     finally:
-        stats.stop_reading()  # nothing keeps reading after a failure
+        options.cancel.set()  # nothing keeps reading after the run, whatever happened
     result.resources = {n: result.resources[n] for n in resources if n in result.resources}
     result.row_counts = dict(sorted(result.row_counts.items()))
     for name, figures in result.resources.items():
         if figures["status"] == "loaded":
-            log.info(f"resource {name} loaded", extra={"run_id": run_id, "resource": name, **{k: figures[k] for k in ("rows", "pages", "retries", "seconds")}})
+            extra = {k: figures[k] for k in ("rows", "pages", "retries", "seconds")}
+            log.info(f"resource {name} loaded", extra={"run_id": run_id, "resource": name, **extra})
     return result
 
 
-def _extract_normalize_load(pipeline: Any, source: Any, resources: Sequence[str], stats: Any, result: RunResult, run_id: str) -> None:
+def _extract_normalize_load(pipeline: Any, source: Any, resources: Sequence[str], figures: Any, result: RunResult, run_id: str) -> None:
     """One phase: extract `resources`, drop what failed, normalize, load; add to `result`."""
-    from source.errors import error_of
-
     started = time.monotonic()
     extract_info = pipeline.extract(source)
     log.info("extracted", extra={"run_id": run_id, "resources": list(resources), "seconds": round(time.monotonic() - started, 3)})
+    naming = source.schema.naming
+    tables = {naming.normalize_table_identifier(name): name for name in resources}
 
-    failed_tables = []
+    failed: Dict[str, str] = {}
     for name in resources:
-        s = stats.of(name)
-        figures = {"rows": s.rows, "pages": s.pages, "retries": s.retries, "seconds": s.seconds}
-        if s.failed:
-            err = error_of(s.error) or s.error
-            reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
-            result.failed[name] = reason
-            result.resources[name] = {"status": "failed", "reason": reason, "status_code": getattr(err, "status", None),
-                                      "path": getattr(err, "path", None), "page": getattr(err, "page", None), **figures}
-            result.upstream_errors = True
-            failed_tables.append(source.schema.naming.normalize_table_identifier(name))
-            log.error(f"resource {name} failed: {reason}", extra={"run_id": run_id, "resource": name, **figures})
+        f = figures.of(name)
+        if f.failed:
+            failed[name] = _fail(result, name, f, f.error, run_id)
         else:
-            result.resources[name] = {"status": "loaded", **figures}
-    if failed_tables:
-        removed = drop_failed_resources(pipeline, extract_info.loads_ids, failed_tables)
-        log.warning("dropped what the failed resources extracted", extra={"run_id": run_id, "tables": failed_tables, "files": removed})
+            result.resources[name] = {"status": "loaded", **_figures(f)}
+    if failed:
+        _drop(pipeline, extract_info.loads_ids, [t for t, n in tables.items() if n in failed], run_id)
 
-    pipeline.normalize()
-    load_info = pipeline.load()
+    counts = _normalize_isolated(pipeline, extract_info.loads_ids, tables, figures, result, run_id)
+    load_info = pipeline.load(raise_on_failed_jobs=False)
     result.load_ids += list(load_info.loads_ids)
-    counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace.last_normalize_info else {}
+    for package in load_info.load_packages:
+        for job in package.jobs.get("failed_jobs", []):
+            name = tables.get(root_table(job.job_file_info.table_name))
+            if name is not None and name not in result.failed:
+                cause = f"the warehouse refused its rows: {job_failure_cause(job.failed_message)}"
+                _fail(result, name, figures.of(name), cause, run_id, step="load")
     for table, n in counts.items():
-        if not table.startswith("_dlt"):
+        name = tables.get(root_table(table))
+        if not table.startswith("_dlt") and name not in result.failed:
             result.row_counts[table] = result.row_counts.get(table, 0) + n
+
+
+def _normalize_isolated(pipeline: Any, load_ids: Sequence[str], tables: Dict[str, str], figures: Any, result: RunResult, run_id: str) -> Dict[str, int]:
+    """Normalize; when a resource's file cannot be normalized, fail that resource, drop it and normalize again."""
+    from dlt.common.storages.load_package import ParsedLoadJobFileName
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    while True:
+        try:
+            pipeline.normalize()
+            info = pipeline.last_trace.last_normalize_info
+            return dict(info.row_counts) if info else {}
+        except PipelineStepFailed as exc:
+            job_id = getattr(exc.exception, "job_id", None)
+            name = tables.get(root_table(ParsedLoadJobFileName.parse(job_id).table_name)) if job_id else None
+            if name is None or name in result.failed:
+                raise
+            cause = job_failure_cause(getattr(exc.exception, "failed_message", None) or str(exc.exception))
+            _fail(result, name, figures.of(name), f"its records could not be normalized: {cause}", run_id, step="normalize")
+            _drop(pipeline, load_ids, [t for t, n in tables.items() if n == name], run_id)
+
+
+def job_failure_cause(message: Optional[str]) -> str:
+    """The exception line of a dlt job's failure message (a traceback), without the traceback."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if not line.startswith(("File ", "^", "~", "Traceback", "The above exception", "During handling")) and ":" in line:
+            return redact(line)[:500]
+    return redact(lines[-1])[:500] if lines else "unknown cause"
+
+
+def _figures(f: Any) -> Dict[str, Any]:
+    return {"rows": f.rows, "pages": f.pages, "retries": f.retries, "seconds": f.seconds}
+
+
+def _fail(result: RunResult, name: str, f: Any, error: Any, run_id: str, step: str = "extract") -> str:
+    from source.errors import error_of
+
+    if isinstance(error, str):
+        reason, err = error, None
+    else:
+        err = error_of(error) or error
+        reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
+    result.failed[name] = reason
+    result.resources[name] = {
+        "status": "failed", "step": step, "reason": reason, "status_code": getattr(err, "status", None),
+        "path": getattr(err, "path", None) or f.path or None, "page": getattr(err, "page", None), **_figures(f),
+    }
+    result.upstream_errors = True
+    log.error(f"resource {name} failed: {reason}", extra={"run_id": run_id, "resource": name, "step": step, **_figures(f)})
+    return reason
+
+
+def _drop(pipeline: Any, load_ids: Sequence[str], tables: Sequence[str], run_id: str) -> None:
+    removed = drop_extracted_tables(pipeline, load_ids, tables)
+    log.warning("dropped what the failed resources extracted", extra={"run_id": run_id, "tables": list(tables), "files": removed})

@@ -1,78 +1,116 @@
-"""Checks on every HTTP answer, before dlt reads it: clear errors instead of silent empty tables."""
+"""Checks on every HTTP answer, before dlt reads it: clear errors instead of silent empty tables,
+and a cursor chain that cannot run for ever."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from dlt.common import jsonpath
 from requests import Response
 
-from source.errors import MissingPrimaryKeyError, ResponseShapeError, UpstreamHTTPError
-from source.settings import CURSOR_PAGINATOR, PATHS, RETRY_STATUSES, WHOLE_BODY
-from source.stats import ResourceStats
+from source.errors import CursorChainError, MissingPrimaryKeyError, ResponseShapeError, UpstreamHTTPError
+from source.figures import ResourceFigures
+from source.settings import CURSOR_PAGINATOR, RETRY_STATUSES, SOURCE_NAME, WHOLE_BODY
+
+CURSOR = CURSOR_PAGINATOR["cursor_path"]
 
 
-def response_check(resource: Mapping[str, Any], stats: ResourceStats, profile: str) -> Callable[[Response], None]:
-    """A response hook for one resource: counts pages and retries, raises clear errors.
+def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profile: str, max_pages: int) -> Callable[..., None]:
+    """A response hook for one resource's chain in one run: counts pages and retries, raises clear errors.
 
     It runs on every HTTP answer (every attempt), before dlt reads the page, so a shape problem
     fails the resource instead of loading an empty table (dlt's default for a missing selector).
+    A cursor seen before in the chain, or a chain longer than `max_pages`, fails the resource.
     """
     name = resource["name"]
+    path = resource["path"]
     selector = resource["data_selector"]
-    keys = [resource["primary_key"]] if isinstance(resource["primary_key"], str) else list(resource["primary_key"] or [])
+    keys = list(resource["primary_key"])
     compiled = jsonpath.compile_path(selector)  # parsing a JSONPath costs ~1 ms: once, not per page
-    other_profile = "documented" if profile == "seed" else "seed"
-    switch = f"if the API answers in the {other_profile} shapes, set SOURCES__ANALYTICS__PROFILE={other_profile}"
+    other = "documented" if profile == "seed" else "seed"
+    switch = f"if the API answers in the {other} shapes, set SOURCES__ANALYTICS__PROFILE={other}"
+    section = f"[sources.{SOURCE_NAME}.resources.{name}]"
+    seen: Dict[str, int] = {}  # cursor -> the page whose answer carried it
+    figures.path = path
+
+    def shape_error(response: Response, page: int, what: str) -> ResponseShapeError:
+        return ResponseShapeError(name, f"the answer from GET {path} (page {page}) {what}", status=response.status_code, path=path, page=page)
 
     def check(response: Response, *args: Any, **kwargs: Any) -> None:
-        page = stats.pages + 1
-        if response.status_code >= 400:
+        page = figures.pages + 1
+        if response.status_code >= 300:
             if response.status_code in RETRY_STATUSES:
-                stats.retries += 1
+                figures.retries += 1
             raise UpstreamHTTPError(name, response, page)
-        path = PATHS[name]
         try:
             body = response.json()
         except ValueError:
-            raise ResponseShapeError(
-                name, f"the answer from GET {path} (page {page}) is not JSON (content-type {response.headers.get('content-type')!r}); "
-                f"expected a JSON object with '{selector}' (the data selector)",
-                status=response.status_code, path=path, page=page,
+            kind = response.headers.get("content-type")
+            raise shape_error(
+                response, page, f"is not JSON (content-type {kind!r}, {len(response.content)} bytes); "
+                f"expected a JSON object with '{selector}' (the data selector); {switch}",
             ) from None
         # dlt reads the page with response.json() next: hand it this parse instead of a second one
         response.json = lambda **_: body  # type: ignore[method-assign]
         records = _select(body, selector, compiled)
         if records is None:
-            present = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-            raise ResponseShapeError(
-                name, f"the answer from GET {path} (page {page}) has no '{selector}' (the data selector; found: {present}); {switch}",
-                status=response.status_code, path=path, page=page,
-            )
+            if isinstance(body, dict) and selector in body:
+                found = f"has '{selector}' (the data selector) set to {_kind(body[selector])}, not a list of records"
+            else:
+                present = ", ".join(sorted(body)) if isinstance(body, dict) else f"a JSON {_kind(body)}"
+                found = f"has no '{selector}' (the data selector; found: {present or 'an empty object'})"
+            raise shape_error(response, page, f"{found}; {switch}")
         if selector == WHOLE_BODY and isinstance(body, dict) and isinstance(body.get(name), list):
-            raise ResponseShapeError(
-                name, f"the answer from GET {path} is a list under '{name}', not one settings object; {switch}",
-                status=response.status_code, path=path, page=page,
+            raise shape_error(response, page, f"is a list under '{name}', not one settings object; {switch}")
+        not_objects = [r for r in records if not isinstance(r, dict)]
+        if not_objects:
+            raise shape_error(
+                response, page, f"has {len(not_objects)} of {len(records)} records that are not JSON objects "
+                f"(e.g. a {_kind(not_objects[0])}) under '{selector}'; {switch}",
             )
-        cursor = CURSOR_PAGINATOR["cursor_path"]
-        if not resource.get("paginate", True) and isinstance(body, dict) and body.get(cursor):
-            raise ResponseShapeError(
-                name, f"the answer from GET {path} has a '{cursor}' (more pages follow) but the {profile} profile reads "
-                f"one page only: part of the data would load; {switch}, or set [sources.analytics.resources.{name}] paginate = true",
-                status=response.status_code, path=path, page=page,
+        token = body.get(CURSOR) if isinstance(body, dict) else None
+        if not resource["paginate"] and token:
+            raise shape_error(
+                response, page, f"has a '{CURSOR}' (more pages follow) but the {profile} profile reads "
+                f"one page only: part of the data would load; {switch}, or set {section} paginate = true",
             )
         for key in keys:
-            missing = sum(1 for r in records if not isinstance(r, dict) or r.get(key) is None)
+            missing = sum(1 for r in records if r.get(key) is None)
             if missing:
                 raise MissingPrimaryKeyError(
                     name,
                     f"{missing} of {len(records)} records on page {page} of GET {path} have no primary key '{key}'; "
-                    f"set the key with [sources.analytics.resources.{name}] primary_key = \"<field>\" in .dlt/config.toml; {switch}",
+                    f"set the key with {section} primary_key = \"<field>\" in .dlt/config.toml; {switch}",
                     status=response.status_code, path=path, page=page,
                 )
-        stats.pages += 1
+        if resource["paginate"] and token:
+            _check_cursor(name, path, page, str(token), seen, max_pages)
+        figures.pages += 1
 
     return check
+
+
+def _check_cursor(name: str, path: str, page: int, token: str, seen: Dict[str, int], max_pages: int) -> None:
+    shown = token if len(token) <= 40 else f"{token[:37]}..."
+    if token in seen:
+        raise CursorChainError(
+            name, f"the cursor '{shown}' on page {page} of GET {path} was already returned on page {seen[token]}: "
+            f"the API's cursor chain loops; nothing of this resource is loaded this run",
+            path=path, page=page,
+        )
+    if page >= max_pages:
+        raise CursorChainError(
+            name, f"GET {path} still has a next page after {page} pages (the cap, SOURCES__ANALYTICS__MAX_PAGES={max_pages}); "
+            f"nothing of this resource is loaded this run: raise the cap if the API really holds this much",
+            path=path, page=page,
+        )
+    seen[token] = page
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), type(value).__name__)
 
 
 def _select(body: Any, selector: str, compiled: Any) -> Optional[List[Any]]:

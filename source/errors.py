@@ -11,6 +11,18 @@ from source.settings import RETRY_STATUSES
 TRANSIENT_ERRORS = (Timeout, RequestsConnectionError)
 
 
+class ConfigError(ValueError):
+    """A setting of the source is missing or wrong. `setting` is its environment variable name."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(message)
+
+
+class DeadlineExceeded(Exception):
+    """The run's deadline (RUN_DEADLINE_SECONDS) passed before a resource finished reading."""
+
+
 class ResourceError(Exception):
     """A resource could not be loaded. `reason` is the text without the resource's name."""
 
@@ -35,7 +47,10 @@ class UpstreamHTTPError(HTTPError):
         self.status = response.status_code
         self.path = _path_of(response)
         self.page = page
-        if self.status in (401, 403):
+        if 300 <= self.status < 400:
+            where = response.headers.get("location")
+            hint = f"a redirect{f' to {where}' if where else ''}, not followed: check SOURCES__ANALYTICS__BASE_URL"
+        elif self.status in (401, 403):
             hint = "the API key was rejected: check SOURCES__ANALYTICS__API_KEY / the API_KEY_SECRET version and SOURCES__ANALYTICS__AUTH_SCHEME"
         elif self.status in RETRY_STATUSES:
             hint = "gave up after the retries (RUNTIME__REQUEST_MAX_ATTEMPTS)"
@@ -51,6 +66,10 @@ class ResponseShapeError(ResourceError):
 
 class MissingPrimaryKeyError(ResourceError):
     """Records without the primary key: merging them would lose or duplicate rows."""
+
+
+class CursorChainError(ResourceError):
+    """A cursor chain that loops (a token seen before) or exceeds the page cap."""
 
 
 def _path_of(response: Response) -> str:

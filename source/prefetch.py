@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from typing import Any, Iterator
+import time
+from typing import Any, Iterator, Optional
+
+from source.errors import DeadlineExceeded
 
 _DONE = object()
 
@@ -18,16 +21,26 @@ class ReadAhead:
     the previous one; reading ahead sends the next request at once. The bounded queue keeps
     memory flat whatever the number of pages. An exception of `pages` is raised to the consumer,
     in order. The thread starts on the first page asked for, or earlier with `start()`.
+
+    With a `deadline` (a `time.monotonic()` value) the consumer waits for a page no longer than
+    that: whatever the reading thread is stuck in (a hung answer, a retry's back-off), the run
+    goes on at the deadline with `DeadlineExceeded`; pages already read are still handed over.
     """
 
-    def __init__(self, pages: Iterator[Any], depth: int) -> None:
+    def __init__(
+        self, pages: Iterator[Any], depth: int, deadline: Optional[float] = None, cancel: Optional[threading.Event] = None
+    ) -> None:
         self._pages = pages
         self._ahead: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._cancel = cancel or threading.Event()  # set by the run: every reader stops
         self._thread: Any = None
+        self._deadline = deadline
+        self.started_at: Optional[float] = None
 
     def start(self) -> "ReadAhead":
         if self._thread is None:
+            self.started_at = time.monotonic()
             context = contextvars.copy_context()
             self._thread = threading.Thread(target=context.run, args=(self._produce,), name="read-ahead", daemon=True)
             self._thread.start()
@@ -39,24 +52,28 @@ class ReadAhead:
     def _produce(self) -> None:
         try:
             for page in self._pages:
-                while not self._stop.is_set():
-                    try:
-                        self._ahead.put(page, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not self._put(page):
                     return
-            self._ahead.put(_DONE)
+            self._put(_DONE)
         except BaseException as exc:  # noqa: B036 (raised in the consumer)
-            self._ahead.put(exc)
+            self._put(exc)
+
+    def _put(self, item: Any) -> bool:
+        """Queue `item` unless the consumer has stopped; False when it has."""
+        while not (self._stop.is_set() or self._cancel.is_set()):
+            try:
+                self._ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def pages(self) -> Iterator[Any]:
         """A generator (what dlt's `parallelize()` takes) over the pages read ahead."""
         self.start()
         try:
             while True:
-                item = self._ahead.get()
+                item = self._next()
                 if item is _DONE:
                     return
                 if isinstance(item, BaseException):
@@ -64,3 +81,11 @@ class ReadAhead:
                 yield item
         finally:
             self._stop.set()
+
+    def _next(self) -> Any:
+        if self._deadline is None:
+            return self._ahead.get()
+        try:
+            return self._ahead.get(timeout=max(0.0, self._deadline - time.monotonic()))
+        except queue.Empty:
+            raise DeadlineExceeded("the run deadline passed while the resource was still reading") from None

@@ -73,8 +73,60 @@ PROFILES: Dict[str, Dict[str, Dict[str, Any]]] = {
     },
 }
 DEFAULT_PROFILE = "seed"
-OVERRIDE_KEYS = ("data_selector", "primary_key", "write_disposition", "paginate", "params", "path")
+# What a per-resource override ([sources.analytics.resources.<name>]) may set, and the type of each.
+OVERRIDE_TYPES: Dict[str, str] = {
+    "data_selector": "a JSONPath string, e.g. \"sessions\" or \"$\"",
+    "primary_key": "a field name or a list of field names",
+    "write_disposition": "\"merge\", \"append\", \"replace\" or a table like {disposition = \"merge\", strategy = \"scd2\"}",
+    "paginate": "true or false",
+    "params": "a table of query parameters whose values are strings or numbers",
+    "path": "a path on the API's host starting with /, e.g. \"/sessions/v2\"",
+    "keep_fields": "a list of field names to load although their names say secret/token/password/api key",
+}
+OVERRIDE_KEYS = tuple(OVERRIDE_TYPES)
+# The only placeholders a `params` value may hold; each is filled from the setting of that name.
+PARAM_PLACEHOLDERS = ("uid", "sessions_limit")
+
+# Identifiers load as text whatever JSON type they arrive in: `1` and `"1"` are one key, and an API
+# that switches from numbers to strings cannot stop the load (a column typed bigint refuses "abc").
+KEY_DATA_TYPE = "text"
+
+# Fields never loaded unless a resource's `keep_fields` names them: credentials in the warehouse
+# (some published schemas of the webhook endpoints carry a signing secret) outlive any key rotation.
+SECRET_FIELD_PATTERN = r"(?i)(secret|token|passw(or)?d|api[-_ ]?key)"
+
+# Resources whose cursor chain is long (their volume grows with traffic). In a run with others
+# they are extracted, normalized and loaded last, their requests going out from the start.
+LONG_CHAINS: Tuple[str, ...] = ("sessions",)
+
+DEFAULT_MAX_PAGES = 100_000  # per resource and run: far above any real chain, finite for an endless one
 
 AUTH_SCHEMES = ("bearer", "basic")
 DEFAULT_AUTH_SCHEME = "bearer"
 DEFAULT_SESSIONS_LIMIT = 1000
+
+# -- Beyond the seed (source/events.py, users.py, history.py, key_check.py) -------------------------
+# Loaded only when a run names them (POST body or SOURCES__ANALYTICS__EXTRA_RESOURCES); the ten
+# seed resources stay the default.
+HISTORY_PATHS: Dict[str, str] = {
+    "blockrules_history": "/settings/recording/v1/blocking/history",
+    "domainsettings_history": "/settings/recording/v1/domain/history",
+    "geosettings_history": "/settings/recording/v1/geo/history",
+    "privacy_history": "/settings/recording/v1/privacy/history",
+    "recordingfeatures_history": "/settings/recording/v1/features/history",
+    "sessionTargetingRules_history": "/settings/recording/v1/targeting/history",
+}
+EXTRA_PATHS: Dict[str, str] = {"events": "/segments/v1/exports", "users": "/v2/users", **HISTORY_PATHS}
+EXTRA_RESOURCE_NAMES: Tuple[str, ...] = tuple(EXTRA_PATHS)
+ME_PATH = "/me"
+HISTORY_LIMIT = 100  # versions per history page (the documented maximum; the API's default is 20)
+# `events_*` settings under `sources.analytics` (SOURCES__ANALYTICS__EVENTS_*); `events_start` has
+# no default: the events resource is off until it is set.
+EVENTS_DEFAULTS: Dict[str, Any] = {
+    "events_window_hours": 1.0,  # the vendor's loader: 1 h windows, 15 min to 24 h allowed
+    "events_delay_hours": 24.0,  # values settle for up to 24 h after an event
+    "events_segment": "everyone",
+    "events_max_windows": 24,  # windows per run: a backfill continues on the next runs
+    "events_poll_seconds": 5.0,  # between polls of the export operation (the vendor's loader: 5 s)
+    "events_poll_timeout_seconds": 900.0,  # longest wait for one export to complete
+}

@@ -1,0 +1,106 @@
+"""The HTTP side of the source: auth, dlt's retrying session with the seed's retry policy, and an
+adapter that bounds each answer and the run.
+
+dlt's `Client` retries; requests' `timeout` bounds each socket read, not an answer: an API that sends
+one byte a second holds a page for as long as it likes. `BoundedAdapter` reads the whole body itself
+within the request timeout, and refuses to start a request past the run's deadline.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any, Callable, Dict, Optional
+
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ReadTimeout
+
+from source.configuration import Runtime
+from source.errors import TRANSIENT_ERRORS, DeadlineExceeded
+from source.settings import RETRY_STATUSES
+
+_CHUNK = 64 * 1024
+
+
+def auth_headers(scheme: str, api_key: str) -> Dict[str, str]:
+    """The Authorization header for the chosen scheme; `basic` sends the key as-is, as the real API documents."""
+    return {"Authorization": f"{'Bearer' if scheme == 'bearer' else 'Basic'} {api_key}"}
+
+
+class BoundedAdapter(HTTPAdapter):
+    """Counts transient failures (no response hook sees them), bounds the whole answer by the request
+    timeout, and starts no request after the run's deadline."""
+
+    def __init__(self, on_transient_error: Callable[[], None], deadline: Optional[float]) -> None:
+        super().__init__(pool_maxsize=4)  # one chain per resource: one connection, a few spare
+        self._on_transient_error = on_transient_error
+        self._deadline = deadline
+
+    def send(self, request: PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any) -> Response:
+        budget = _read_timeout(timeout)
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded("the run deadline passed before the request was sent")
+            budget = min(budget, left) if budget else left
+            timeout = _capped(timeout, left)
+        try:
+            response = super().send(request, stream=True, timeout=timeout, **kwargs)
+            if not stream:
+                _read_within(response, budget)
+            return response
+        except TRANSIENT_ERRORS:
+            self._on_transient_error()
+            raise
+
+
+def _read_timeout(timeout: Any) -> Optional[float]:
+    if isinstance(timeout, tuple):
+        timeout = timeout[1]
+    return float(timeout) if timeout is not None else None
+
+
+def _capped(timeout: Any, left: float) -> Any:
+    if isinstance(timeout, tuple):
+        return tuple(min(t, left) if t is not None else left for t in timeout)
+    return min(timeout, left) if timeout is not None else left
+
+
+def _read_within(response: Response, budget: Optional[float]) -> None:
+    """Read the body within `budget` seconds in all, then hand it to requests as an in-memory stream."""
+    started = time.monotonic()
+    chunks = []
+    raw = response.raw
+    while True:
+        chunk = raw.read1(_CHUNK, decode_content=True) if hasattr(raw, "read1") else raw.read(_CHUNK, decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if budget is not None and time.monotonic() - started > budget:
+            response.close()
+            raise ReadTimeout(f"the answer took longer than {budget:g} s in all (RUNTIME__REQUEST_TIMEOUT)", request=response.request)
+    # requests reads `raw` when `.content` is first asked for: the body is read once, here
+    response.raw = io.BytesIO(b"".join(chunks))
+
+
+def retrying_session(runtime: Runtime, on_transient_error: Callable[[], None], deadline: Optional[float]) -> Any:
+    """A requests session with the seed's retry policy, for one resource.
+
+    dlt's default client retries every 5xx; the seed retries exactly `RETRY_STATUSES`, so 501
+    fails at once. `raise_for_status=False`: our response hook raises, with the resource's name.
+    """
+    from dlt.sources.helpers.requests import Client
+
+    session = Client(
+        request_timeout=runtime.request_timeout,
+        raise_for_status=False,
+        status_codes=RETRY_STATUSES,
+        request_max_attempts=runtime.request_max_attempts,
+        request_backoff_factor=runtime.request_backoff_factor,
+        request_max_retry_delay=runtime.request_max_retry_delay,
+    ).session
+    adapter = BoundedAdapter(on_transient_error, deadline)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
