@@ -11,6 +11,7 @@ Scenarios (select with --scenario, repeatable; default: all):
   cold  `import main` in a fresh interpreter (5 runs, --quick 3) and the first POST of a fresh
         functions-framework app (1 run)
 Writes docs/benchmarks.md and the README's bench section unless --no-write.
+--levers: B with one setting or modelled code change at a time instead (bench/levers.py).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
-from bench import report, runner
-from bench.sim import Volume, request_stats, start
+from bench import levers, report, runner
+from bench.sim import Volume, add_requests, start
 
 SCENARIOS = ("s30", "s100", "big", "cold")
 VOLUMES = {
@@ -37,255 +38,225 @@ VOLUMES = {
     "big10k": Volume(latency_ms=0, sessions=10_000),
 }
 OUT = runner.BENCH_ROOT / "bench" / "out"
+LOGS = OUT / "logs"
+Results = dict[str, list[dict[str, Any]]]
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
-    p.add_argument("--quick", action="store_true", help="one pair at 30 ms, no 100 ms run, no DuckDB runs at 100k (about a minute)")
-    p.add_argument("--runs", type=int, help="A/B pairs of the s30 scenario (default 3, --quick 1)")
-    p.add_argument("--tree", type=Path, default=runner.BENCH_ROOT,
-                   help="project tree to run as B (default: this repo); e.g. a copy with a proposed change")
-    p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/benchmarks.md or README.md")
+    p.add_argument("--quick", action="store_true", help="1 pair at 30 ms, no 100 ms run, no DuckDB at 100k (~1 min)")
+    p.add_argument("--runs", type=int, help="A/B pairs of the s30 scenario (default 3, --quick 1); --levers: 2")
+    p.add_argument("--tree", type=Path, default=runner.BENCH_ROOT, help="project tree to run as B (default: this repo)")
+    p.add_argument("--no-write", action="store_true", help="print the tables, leave docs/benchmarks.md and README.md")
     p.add_argument("--timeout", type=float, default=600, help="seconds before a run is killed")
-    p.add_argument("--levers", action="store_true",
-                   help="instead of A/B: B with one setting or modelled code change at a time (bench/levers.py; ~10 minutes)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="environment setting for B runs, e.g. EXTRACT__WORKERS=5 (repeatable)")
-    p.add_argument("--patch", action="append", default=[], metavar="NAME",
-                   help="apply a modelled code change from bench/patches.py to B runs (repeatable)")
-    p.add_argument("--nagle", action="store_true",
-                   help="leave Nagle's algorithm on in the simulator (every request then costs ~40 ms more; see bench/sim.py)")
-    return p.parse_args(argv)
+    p.add_argument("--levers", action="store_true", help="instead of A/B: the levers of bench/levers.py (~14 min)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment setting for B runs, e.g. EXTRACT__WORKERS=5 (repeatable)",
+    )
+    p.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        choices=sorted(levers.CODE),
+        help="a modelled code change from bench/levers.py for B runs (repeatable)",
+    )
+    args = p.parse_args(argv)
+    if any("=" not in item for item in args.set):
+        p.error("--set takes NAME=VALUE")
+    return args
 
 
-def machine() -> Dict[str, Any]:
-    mem_kib = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    cpu = ""
-    try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), "")
-    except OSError:
-        pass
+def machine() -> dict[str, Any]:
     import dlt
     import duckdb
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=runner.BENCH_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    commit = subprocess.run(git, cwd=runner.BENCH_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "memory_gib": round(mem_kib / 1024 / 1024, 1),
-        "cpu": cpu,
+        "nproc": len(os.sched_getaffinity(0)),
+        "memory_gib": round(next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal:")) / 2**20, 1),
+        "cpu": next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), ""),
         "python": platform.python_version(),
         "dlt": dlt.__version__,
         "duckdb": duckdb.__version__,
         "os": f"{platform.system()} {platform.release()}",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
         "loadavg_start": os.getloadavg()[0],
     }
-
-
-def _with_requests(result: Dict[str, Any], server: Any) -> Dict[str, Any]:
-    log = list(server.sim.requests)
-    result.update(request_stats(log))
-    server.sim.reset()
-    ext = [c for c in result.get("steps") or [] if c[0] == "extract"]
-    if ext and log and result.get("origin_epoch"):
-        # how long the extract step runs before its first request and after its last answer
-        first_request = min(r["at"] - r["seconds"] for r in log)
-        last_answer = max(r["at"] for r in log)
-        result["extract_lead_s"] = first_request - (result["origin_epoch"] + min(c[1] for c in ext))
-        result["extract_tail_s"] = result["origin_epoch"] + max(c[2] for c in ext) - last_answer
-        # the extract step, counted from the first request when requests go out before dlt's extract starts
-        result["extract_span_s"] = max(c[2] for c in ext) - min(min(c[1] for c in ext), first_request - result["origin_epoch"])
-    return result
 
 
 def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def brief(label: str, r: Dict[str, Any]) -> str:
+def brief(label: str, r: dict[str, Any]) -> str:
     if not r.get("ok"):
         return f"  {label}: FAILED {r.get('error')} (log: {r.get('log')})"
     s = report.steps(r)
-    return (f"  {label}: {r['wall_s']:.2f} s (extract {s['extract']:.2f}, normalize {s['normalize']:.2f}, load {s['load']:.2f}), "
-            f"{r.get('requests', '-')} requests (chain: {r.get('chain_cycle_ms') or 0:.1f} ms a request; "
-            f"first request {r.get('extract_lead_s', 0):+.2f} s from the extract's start, its end {r.get('extract_tail_s', 0):.2f} s after the last answer), "
-            f"peak RSS {r['peak_rss_mib']:.0f} MiB")
+    return (
+        f"  {label}: {r['wall_s']:.2f} s (extract {s['extract']:.2f}, normalize {s['normalize']:.2f}, "
+        f"load {s['load']:.2f}), {r.get('requests', '-')} requests ({r.get('chain_cycle_ms') or 0:.1f} ms a "
+        f"request of the longest chain), peak RSS {r['peak_rss_mib']:.0f} MiB"
+    )
 
 
-def run_pairs(volume: Volume, pairs: int, args: argparse.Namespace, log_dir: Path, results: Dict[str, List[Dict[str, Any]]],
-              key: str, with_seed: bool = True, destination: str = "duckdb", probe: bool = False) -> None:
-    server = start(volume, runner.API_KEY, nagle=args.nagle)
+def project_run(
+    server: Any,
+    args: argparse.Namespace,
+    destination: str = "duckdb",
+    env: dict[str, str] | None = None,
+    code: list[str] | None = None,
+) -> dict[str, Any]:
+    """(B) This loader through the function's code path, with --set/--code and the lever's own."""
+    spec = {"mode": "project", "base_url": server.url, "code": args.code + (code or [])}
+    env = {**dict(item.split("=", 1) for item in args.set), **(env or {})}
+    result = runner.run(spec, LOGS, args.timeout, tree=args.tree, env=env, destination=destination)
+    return add_requests(result, server)
+
+
+def seed_run(server: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """(A) The seed's configuration as-is; `dlt.secrets["api_key"]`, `dlt.config["uid"]` from the environment."""
+    env = {"API_KEY": runner.API_KEY, "UID": runner.UID}
+    return add_requests(runner.run({"mode": "seed", "base_url": server.url}, LOGS, args.timeout, env=env), server)
+
+
+def run_pairs(
+    volume: Volume,
+    pairs: int,
+    args: argparse.Namespace,
+    results: Results,
+    key: str,
+    with_seed: bool = True,
+    destination: str = "duckdb",
+    probe: bool = False,
+) -> None:
+    server = start(volume, runner.API_KEY)
     try:
         say(f"{key}: {volume.label()}, simulator at {server.url}, floor {volume.floor_s:.2f} s")
         for i in range(pairs):
-            order = ("A", "B") if i % 2 == 0 else ("B", "A")
-            for which in order:
+            for which in ("A", "B") if i % 2 == 0 else ("B", "A"):
                 if which == "A" and not with_seed:
                     continue
-                server.sim.reset()
-                if which == "A":
-                    r = runner.seed_run(server.url, log_dir, args.timeout)
-                else:
-                    r = runner.project_run(server.url, destination, log_dir, args.timeout, tree=args.tree,
-                                           overrides=overrides(args), patches=args.patch)
-                _with_requests(r, server)
+                r = seed_run(server, args) if which == "A" else project_run(server, args, destination)
                 results.setdefault(f"{key}/{which}", []).append(r)
                 say(brief(f"{which} #{i + 1}", r))
             if probe:
-                server.sim.reset()
-                r = runner.probe_run(server.url, log_dir, args.timeout)
+                spec = {
+                    "mode": "probe",
+                    "base_url": server.url,
+                    "api_key": runner.API_KEY,
+                    "path": "/sessions/v2",
+                    "params": {"uid": runner.UID},
+                }
+                r = runner.run(spec, LOGS, args.timeout)
                 server.sim.reset()
                 results.setdefault(f"{key}/probe", []).append(r)
-                say(f"  probe #{i + 1}: the sessions chain by a bare requests loop: {r.get('wall_s', float('nan')):.2f} s, "
-                    f"{r.get('cycle_ms', float('nan')):.1f} ms a request")
+                wall, cycle = r.get("wall_s", float("nan")), r.get("cycle_ms", float("nan"))
+                say(f"  probe #{i + 1}: the sessions chain, bare requests loop: {wall:.2f} s, {cycle:.1f} ms a request")
     finally:
         server.stop()
 
 
-def overrides(args: argparse.Namespace) -> Dict[str, str]:
-    out = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item!r}: expected NAME=VALUE")
-        out[name] = value
-    return out
-
-
-def run_levers(args: argparse.Namespace, log_dir: Path) -> Dict[str, List[Dict[str, Any]]]:
-    """Each lever alternated with the unchanged B (B, lever, lever, B, ...) at 30 ms / 10k sessions;
-    the memory levers once each on DuckDB at 100k sessions."""
-    from bench import levers
-
-    results: Dict[str, List[Dict[str, Any]]] = {}
-    runs = args.runs or 2
-    server = start(VOLUMES["s30"], runner.API_KEY, nagle=args.nagle)
+def run_cold(args: argparse.Namespace, results: Results) -> None:
+    n = 3 if args.quick else 5
+    say(f"cold: `import main` x{n}, first POST x1")
+    results["cold/import"] = []
+    for _ in range(n):
+        results["cold/import"].append(runner.run({"mode": "import"}, LOGS, 120, tree=args.tree))
+        say(f"  import main {results['cold/import'][-1].get('import_main_s', float('nan')):.3f} s")
+    results["cold/breakdown"] = [runner.run({"mode": "import_breakdown"}, LOGS, 120, tree=args.tree)]
+    server = start(VOLUMES["s30"], runner.API_KEY)
     try:
-        say(f"levers at {VOLUMES['s30'].label()}, {runs} runs each, alternated with the unchanged B")
-        for label, env, patches in levers.S30:
-            for i in range(runs):
-                order = ((levers.BASELINE[0], {}, []), (label, env, patches))
-                for name, e, p in (order if i % 2 == 0 else order[::-1]):
-                    r = _with_requests(runner.project_run(server.url, "duckdb", log_dir, args.timeout, tree=args.tree,
-                                                          overrides={**overrides(args), **e}, patches=args.patch + p), server)
-                    r["pair_of"] = label
-                    results.setdefault(f"lever-s30/{name}", []).append(r)
-                    say(brief(name, r))
+        spec = {"mode": "firstreq", "base_url": server.url, "main_py": str(args.tree / "main.py")}
+        r = add_requests(runner.run(spec, LOGS, args.timeout, tree=args.tree, destination="duckdb"), server)
     finally:
         server.stop()
-    if args.quick:
-        return results
-    small_pages = Volume(latency_ms=30, sessions=10_000, page_size=20, max_page_size=100)
-    server = start(small_pages, runner.API_KEY, nagle=args.nagle)
-    try:
-        say(f"page size levers at {small_pages.label()}, the API's default page 20 rows (maximum 100)")
-        for label, env, patches in levers.PAGE_SIZE:
-            r = _with_requests(runner.project_run(server.url, "duckdb", log_dir, args.timeout, tree=args.tree,
-                                                  overrides={**overrides(args), **env}, patches=args.patch + patches), server)
-            results.setdefault(f"lever-pages/{label}", []).append(r)
-            say(brief(label, r))
-    finally:
-        server.stop()
-    server = start(VOLUMES["big"], runner.API_KEY, nagle=args.nagle)
-    try:
-        say(f"memory levers at {VOLUMES['big'].label()}, DuckDB")
-        for label, env, patches in levers.BIG_DUCKDB:
-            r = _with_requests(runner.project_run(server.url, "duckdb", log_dir, args.timeout, tree=args.tree,
-                                                  overrides={**overrides(args), **env}, patches=args.patch + patches), server)
-            results.setdefault(f"lever-big/{label}", []).append(r)
-            say(brief(label, r))
-    finally:
-        server.stop()
+    results["cold/firstreq"] = [r]
+    say(
+        f"  first POST: app ready {r.get('app_ready_s', float('nan')):.2f} s, "
+        f"answer {r.get('first_post_s', float('nan')):.2f} s, status {r.get('status')}"
+    )
+
+
+def run_scenarios(args: argparse.Namespace) -> Results:
+    scenarios = args.scenario or (["s30", "big", "cold"] if args.quick else list(SCENARIOS))
+    results: Results = {}
+    if "s30" in scenarios:
+        run_pairs(VOLUMES["s30"], args.runs or (1 if args.quick else 3), args, results, "s30", probe=True)
+    if "s100" in scenarios:
+        run_pairs(VOLUMES["s100"], 1, args, results, "s100")
+    if "big" in scenarios:
+        run_pairs(VOLUMES["big10k"], 1, args, results, "big10k-fs", with_seed=False, destination="filesystem")
+        run_pairs(VOLUMES["big"], 1, args, results, "big-fs", with_seed=False, destination="filesystem")
+        if not args.quick:
+            run_pairs(VOLUMES["big"], 1, args, results, "big-duckdb")
+    if "cold" in scenarios:
+        run_cold(args, results)
     return results
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    if args.levers:
-        return main_levers(args, argv)
-    scenarios = args.scenario or list(SCENARIOS)
-    if args.quick and not args.scenario:
-        scenarios = ["s30", "big", "cold"]
-    pairs = args.runs or (1 if args.quick else 3)
-    started = time.perf_counter()
-    log_dir = OUT / "logs"
-    info = machine()
-    say(f"machine: {info['nproc']} CPUs, {info['memory_gib']} GiB, Python {info['python']}, dlt {info['dlt']}; "
-        f"load average {info['loadavg_start']:.2f}; B = {args.tree}")
-    note = report.seed_copy_check()
-    if note:
-        say(note)
-    results: Dict[str, List[Dict[str, Any]]] = {}
-    if "s30" in scenarios:
-        run_pairs(VOLUMES["s30"], pairs, args, log_dir, results, "s30", probe=True)
-    if "s100" in scenarios:
-        run_pairs(VOLUMES["s100"], 1, args, log_dir, results, "s100")
-    if "big" in scenarios:
-        run_pairs(VOLUMES["big10k"], 1, args, log_dir, results, "big10k-fs", with_seed=False, destination="filesystem")
-        run_pairs(VOLUMES["big"], 1, args, log_dir, results, "big-fs", with_seed=False, destination="filesystem")
-        if not args.quick:
-            run_pairs(VOLUMES["big"], 1, args, log_dir, results, "big-duckdb")
-    if "cold" in scenarios:
-        n = 3 if args.quick else 5
-        say(f"cold: `import main` x{n}, first POST x1")
-        runs = []
-        for _ in range(n):
-            runs.append(runner.import_run(log_dir, tree=args.tree))
-            say(f"  import main {runs[-1].get('import_main_s', float('nan')):.3f} s")
-        results["cold/import"] = runs
-        results["cold/breakdown"] = [runner.import_breakdown_run(log_dir, tree=args.tree)]
-        server = start(VOLUMES["s30"], runner.API_KEY, nagle=args.nagle)
+def run_levers(args: argparse.Namespace) -> Results:
+    """Every set of bench.levers.SETS (--quick: the first only), each on a simulator of its own."""
+    results: Results = {}
+    for key, title, volume, lever_set in levers.SETS[:1] if args.quick else levers.SETS:
+        server = start(volume, runner.API_KEY)
         try:
-            r = _with_requests(runner.first_request_run(server.url, log_dir, args.timeout, tree=args.tree), server)
+            say(f"{key}: {title}; {volume.label()}, pages of {volume.page_size}")
+            for lever in lever_set:
+                plan = [lever]
+                if key == levers.ALTERNATED:  # B, lever, lever, B, ...
+                    order = [(levers.BASELINE, lever), (lever, levers.BASELINE)]
+                    plan = [one for i in range(args.runs or 2) for one in order[i % 2]]
+                for label, env, code in plan:
+                    r = project_run(server, args, env=env, code=code)
+                    r["pair_of"] = lever[0]
+                    results.setdefault(f"{key}/{label}", []).append(r)
+                    say(brief(label, r))
         finally:
             server.stop()
-        results["cold/firstreq"] = [r]
-        say(f"  first POST: app ready {r.get('app_ready_s', float('nan')):.2f} s, answer {r.get('first_post_s', float('nan')):.2f} s, status {r.get('status')}")
-    info["loadavg_end"] = os.getloadavg()[0]
-    info["duration_s"] = time.perf_counter() - started
-    command = "make bench" if argv is None and sys.argv[1:] == [] else "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    doc = {"machine": info, "command": command, "volumes": {k: v.__dict__ for k, v in VOLUMES.items()},
-           "tree": str(args.tree), "nagle": args.nagle, "results": results}
-    OUT.mkdir(parents=True, exist_ok=True)
-    raw = OUT / f"results-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}.json"
-    raw.write_text(json.dumps(doc, indent=1))
-    tables = report.render(doc, VOLUMES)
-    say("\n" + tables)
-    if not args.no_write:
-        report.write_docs(doc, tables, VOLUMES)
-        say(f"wrote docs/benchmarks.md and the README's bench section; raw figures: {raw.relative_to(runner.BENCH_ROOT)}")
-    say(f"bench took {info['duration_s']:.0f} s")
-    failed = [k for k, runs in results.items() for r in runs if not r.get("ok")]
-    return 1 if failed else 0
+    return results
 
 
-def main_levers(args: argparse.Namespace, argv: Optional[List[str]]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     started = time.perf_counter()
     info = machine()
-    say(f"machine: {info['nproc']} CPUs, {info['memory_gib']} GiB; load average {info['loadavg_start']:.2f}; B = {args.tree}")
-    results = run_levers(args, OUT / "logs")
+    say(
+        f"machine: {info['nproc']} CPUs, {info['memory_gib']} GiB, Python {info['python']}, dlt {info['dlt']}; "
+        f"load average {info['loadavg_start']:.2f}; B = {args.tree}"
+    )
+    note = None if args.levers else report.seed_copy_check()
+    if note:
+        say(note)
+    results = run_levers(args) if args.levers else run_scenarios(args)
     info["loadavg_end"] = os.getloadavg()[0]
     info["duration_s"] = time.perf_counter() - started
-    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    doc = {"machine": info, "command": command, "tree": str(args.tree), "nagle": args.nagle, "results": results}
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m bench " + " ".join(given) if given else "make bench"
+    doc = {
+        "machine": info,
+        "command": command,
+        "volumes": {k: v.__dict__ for k, v in VOLUMES.items()},
+        "tree": str(args.tree),
+        "results": results,
+    }
     OUT.mkdir(parents=True, exist_ok=True)
-    raw = OUT / f"levers-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}.json"
+    raw = OUT / f"{'levers' if args.levers else 'results'}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
     raw.write_text(json.dumps(doc, indent=1))
-    tables = report.render_levers(doc)
+    tables = report.render_levers(doc, levers.SETS) if args.levers else report.render(doc, VOLUMES)
     say("\n" + tables)
     if not args.no_write:
-        report.write_levers(doc, tables)
-        say(f"wrote the levers section of docs/benchmarks.md; raw figures: {raw.relative_to(runner.BENCH_ROOT)}")
-    say(f"levers took {info['duration_s']:.0f} s")
-    return 0
+        report.write(doc, tables, VOLUMES, levers=args.levers)
+        say(f"wrote docs/benchmarks.md{'' if args.levers else ' and the README bench section'}; raw figures: {raw}")
+    say(f"bench took {info['duration_s']:.0f} s")
+    return 1 if any(not r.get("ok") for runs in results.values() for r in runs) else 0

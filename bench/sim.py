@@ -1,20 +1,16 @@
-"""The API simulator for the benchmark: loopback only, one instance per scenario.
-
-`TCP_NODELAY` on the answering sockets: `http.server` writes the headers and the body of an
-answer in two `send()` calls, so without it Nagle's algorithm holds the body until the client's
-delayed ACK (40 ms on Linux) and every request costs `latency_ms` + ~40 ms. A real API does not
-add that; with it set, one request costs `latency_ms` plus a few ms of simulator work.
-"""
+"""The API simulator for the benchmark (loopback only, one instance per scenario) and what its
+request log says about a run."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any
 
 from simulator import SimConfig, Simulator, SimulatorServer
-from source.settings import RESOURCE_NAMES
+
+RESOURCE_NAMES = tuple(SimConfig().rows)  # the simulator serves every resource of the API by default
 
 
 @dataclass(frozen=True)
@@ -25,7 +21,7 @@ class Volume:
     page_size: int = 100
     max_page_size: int = 100
 
-    def rows(self) -> Dict[str, int]:
+    def rows(self) -> dict[str, int]:
         return {name: (self.sessions if name == "sessions" else self.others) for name in RESOURCE_NAMES}
 
     @property
@@ -45,32 +41,34 @@ class Volume:
         return f"{self.latency_ms:g} ms, {self.sessions:,} sessions"
 
 
-def start(volume: Volume, api_key: str, nagle: bool = False) -> SimulatorServer:
-    config = SimConfig(api_key=api_key, rows=volume.rows(), page_size=volume.page_size,
-                       max_page_size=volume.max_page_size, latency_ms=volume.latency_ms)
-    server = SimulatorServer(Simulator(config), host="127.0.0.1", port=0)
-    # the handler class is this server's own subclass: the setting stays with this instance
-    server.httpd.RequestHandlerClass.disable_nagle_algorithm = not nagle
-    return server.start()
+def start(volume: Volume, api_key: str) -> SimulatorServer:
+    config = SimConfig(
+        api_key=api_key,
+        rows=volume.rows(),
+        page_size=volume.page_size,
+        max_page_size=volume.max_page_size,
+        latency_ms=volume.latency_ms,
+    )
+    return SimulatorServer(Simulator(config), host="127.0.0.1", port=0).start()
 
 
-def request_stats(log: List[Dict[str, Any]]) -> Dict[str, Any]:
-    data = [r for r in log if r.get("resource")]
-    per = Counter(r["resource"] for r in data)
-    cycle_ms = span_s = None
+def add_requests(result: dict[str, Any], server: SimulatorServer) -> dict[str, Any]:
+    """Add the figures of the simulator's request log to a run's `result`, then clear the log."""
+    log = [r for r in list(server.sim.requests) if r.get("resource")]
+    server.sim.reset()
+    per = Counter(r["resource"] for r in log)
+    result.update(requests=len(log), errors=sum(1 for r in log if r["status"] >= 400), per_resource=dict(per))
+    result["longest_chain"] = max(per.values()) if per else 0
     if per:
         longest = per.most_common(1)[0][0]
-        at = sorted(r["at"] for r in data if r["resource"] == longest)
-        gaps = sorted(b - a for a, b in zip(at, at[1:]))
-        if gaps:
-            cycle_ms = 1000 * gaps[len(gaps) // 2]  # one request of the chain, answer to answer (median)
-            span_s = at[-1] - at[0]
-    return {
-        "chain_cycle_ms": cycle_ms,
-        "chain_span_s": span_s,
-        "requests": len(data),
-        "errors": sum(1 for r in data if r["status"] >= 400),
-        "per_resource": dict(per),
-        "longest_chain": max(per.values()) if per else 0,
-        "limits_sent": sorted({r["params"].get("limit") for r in data if r["params"].get("limit")}),
-    }
+        at = sorted(r["at"] for r in log if r["resource"] == longest)
+        gaps = sorted(b - a for a, b in zip(at, at[1:], strict=False))
+        # one request of the chain, answer to answer (median)
+        result["chain_cycle_ms"] = 1000 * gaps[len(gaps) // 2] if gaps else None
+    extract = [c for c in result.get("steps") or [] if c[0] == "extract"]
+    if extract and log and result.get("origin_epoch"):
+        # requests may go out before dlt's extract starts (read-ahead): the extract step is counted
+        # from the earlier of the two
+        first_request = min(r["at"] - r["seconds"] for r in log) - result["origin_epoch"]
+        result["extract_span_s"] = max(c[2] for c in extract) - min(min(c[1] for c in extract), first_request)
+    return result
