@@ -294,6 +294,28 @@ def test_storm_of_transient_errors_completes_with_exact_counts(
     assert len(sleeps) == len(errors)
 
 
+def test_each_of_the_seeds_retried_statuses_is_retried_once_then_loads(
+    sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any
+) -> None:
+    """The seed's list, 429, 500, 502, 503 and 504, each answered once on page 2 of its own
+    resource: every one is retried after the first backoff wait and its resource loads whole."""
+    cases = {"segments": 429, "operations": 500, "webhooks": 502, "eventDefs": 503, "sessionTargetingRules": 504}
+    sim.sim.configure(faults=[Fault(resource=n, status=s, page=2, times=1) for n, s in cases.items()])
+
+    status, body = post(fresh_service, list(cases))
+
+    assert status == 200, body.get("error")
+    for name, code in cases.items():
+        figures = body["resources"][name]
+        assert (figures["status"], figures["retries"]) == ("loaded", 1), f"{name}: HTTP {code}"
+        assert pages_requested(sim, name) == ["", "10", "10", "20"], f"{name}: HTTP {code}"
+    assert sorted(r["status"] for r in sim.sim.requests if r["status"] != 200) == [429, 500, 502, 503, 504]
+    assert sleeps == [2.0] * 5
+    counts = table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"])
+    assert {t: counts[t] for t in ("segments", "operations", "event_defs", "session_targeting_rules")} == {
+        "segments": 25, "operations": 25, "event_defs": 25, "session_targeting_rules": 25}
+
+
 def test_retry_after_is_honoured(sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any) -> None:
     """One transient answer with `Retry-After` per resource, all in one run: each wait is the
     header's (capped by request_max_retry_delay = 60), `0` falls back to the backoff (2 s)."""

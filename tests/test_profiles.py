@@ -20,8 +20,11 @@ from conftest import API_KEY, ROOT, table_counts
 from simulator import Fault
 from simulator.data import SINGLETONS
 from simulator.expected import expected_counts
-from source.settings import RESOURCE_NAMES
 
+# the seed's ten resources, written out: an expectation computed from the loader's own table
+# would shrink with it
+SEED_RESOURCES = ("sessions", "segments", "operations", "blockrules", "domainsettings", "geosettings",
+                  "recordingfeatures", "sessionTargetingRules", "webhooks", "eventDefs")
 DATASET = "analytics"
 LIST_LIMITED = ("segments", "operations", "webhooks")  # documented: `limit` up to 100
 
@@ -71,8 +74,8 @@ def test_documented_profile_loads_all_ten_with_basic_auth_and_reruns_without_dup
 
     assert status == 200, body.get("error")
     assert table_counts(db) == expected
-    assert {n: f["status"] for n, f in body["resources"].items()} == {n: "loaded" for n in RESOURCE_NAMES}
-    assert all(body["resources"][n]["rows"] > 0 for n in RESOURCE_NAMES), "all ten non-empty"
+    assert {n: f["status"] for n, f in body["resources"].items()} == {n: "loaded" for n in SEED_RESOURCES}
+    assert all(body["resources"][n]["rows"] > 0 for n in SEED_RESOURCES), "all ten non-empty"
     # basic auth: the key as-is, not base64
     assert {r["authorization"] for r in sim.sim.requests} == {f"Basic {API_KEY}"}
     # `limit=100` on the list endpoints that document it: 250 segments in 3 pages, not 25 of 10
@@ -227,8 +230,12 @@ def test_override_from_config_toml_in_the_project_folder(
 
 
 # the resources that cannot load under the other profile: each must fail and name the right profile
+# (sessionTargetingRules: one page in the documented API, loaded whole under the seed profile; paged
+# by the seed API, refused under the documented profile, see the truncation test below)
 SEED_PROFILE_ON_DOCUMENTED_API = ("sessions", "blockrules", "domainsettings", "geosettings", "recordingfeatures", "webhooks", "eventDefs")
-DOCUMENTED_PROFILE_ON_SEED_API = ("sessions", "blockrules", "domainsettings", "geosettings", "recordingfeatures", "webhooks")
+DOCUMENTED_PROFILE_ON_SEED_API = ("sessions", "blockrules", "domainsettings", "geosettings", "recordingfeatures",
+                                  "sessionTargetingRules", "webhooks")
+SETTINGS_OBJECTS = ("blockrules", "domainsettings", "geosettings", "recordingfeatures")  # one object each, documented
 
 
 @pytest.mark.parametrize("loader_profile, api_profile, failing", [
@@ -247,9 +254,10 @@ def test_wrong_profile_fails_naming_resource_and_the_other_profile(
     assert status == 502
     hint = f"SOURCES__ANALYTICS__PROFILE={api_profile}"
     failed = {n for n, f in body["resources"].items() if f["status"] == "failed"}
-    # sessionTargetingRules: one page in the documented API, paged by the seed's: refused under the
-    # documented profile (see the truncation test below), loaded whole under the seed's
-    assert set(failing) <= failed <= {*failing, "sessionTargetingRules"}
+    assert failed == set(failing)
+    if loader_profile == "documented":  # a settings object read from a list: named as such
+        for name in SETTINGS_OBJECTS:
+            assert f"is a list under '{name}', not one settings object" in body["resources"][name]["reason"], name
     counts = table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"])
     for name in failed:
         reason = body["resources"][name]["reason"]
@@ -270,10 +278,34 @@ def test_documented_profile_on_paginating_api_does_not_load_a_truncated_table(
     status, body = post(fresh_service, ["sessionTargetingRules"])
 
     rules = body["resources"]["sessionTargetingRules"]
-    loaded_all = rules["status"] == "loaded" and rules["rows"] == 25
-    failed_with_hint = rules["status"] == "failed" and "SOURCES__ANALYTICS__PROFILE=seed" in rules["reason"]
-    assert loaded_all or failed_with_hint, rules
-    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]).get("session_targeting_rules", 25) == 25
+    assert status == 502
+    assert (rules["status"], rules["status_code"], rules["page"]) == ("failed", 200, 1), rules
+    assert "'nextPaginationToken'" in rules["reason"] and "SOURCES__ANALYTICS__PROFILE=seed" in rules["reason"]
+    assert "[sources.analytics.resources.sessionTargetingRules] paginate = true" in rules["reason"]
+    assert [r["params"].get("pagination_token") for r in sim.sim.requests_for("sessionTargetingRules")] == [None]
+    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == {}, "not the first 10 of 25 rows"
+
+
+def test_documented_profile_refuses_a_one_page_list_where_one_settings_object_was_expected(
+    documented: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any
+) -> None:
+    """blockrules answered as the seed's list, all on one page (no cursor to give it away): the
+    documented profile must not load the list's wrapper as the settings object."""
+    sim = documented
+    sim.sim.configure(resource_profiles={"blockrules": "seed"}, rows={**sim.sim.config.rows, "blockrules": 5})
+
+    status, body = post(fresh_service, ["blockrules", "geosettings"])
+
+    assert status == 502
+    failed = body["resources"]["blockrules"]
+    assert (failed["status"], failed["status_code"], failed["path"], failed["page"]) == (
+        "failed", 200, "/settings/recording/v1/blocking", 1)
+    assert "is a list under 'blockrules', not one settings object" in failed["reason"]
+    assert "SOURCES__ANALYTICS__PROFILE=seed" in failed["reason"]
+    assert body["resources"]["geosettings"]["status"] == "loaded"
+    counts = table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"])
+    assert not [t for t in counts if t.startswith("blockrules")], counts
+    assert counts["geosettings"] == 1
 
 
 def test_default_profile_loads_the_seed_shapes_exactly(
@@ -288,7 +320,7 @@ def test_default_profile_loads_the_seed_shapes_exactly(
     assert body["row_counts"] == dict(sorted(expected.items()))
     assert {r["authorization"] for r in sim.sim.requests} == {f"Bearer {API_KEY}"}
     assert all("limit" not in r["params"] for r in sim.sim.requests)
-    for name in RESOURCE_NAMES:
+    for name in SEED_RESOURCES:
         tokens = [r["params"].get("pagination_token") for r in sim.sim.requests_for(name)]
         assert tokens == [None, "10", "20"], name
     assert {r["params"]["uid"] for r in sim.sim.requests_for("sessions")} == {"u1"}
