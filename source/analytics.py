@@ -76,13 +76,15 @@ def resolve_source_config(
     api_key: Optional[TSecretStrValue] = None,
     profile: str = DEFAULT_PROFILE,
     auth_scheme: str = DEFAULT_AUTH_SCHEME,
-    sessions_limit: Any = DEFAULT_SESSIONS_LIMIT,
-    max_pages: Any = DEFAULT_MAX_PAGES,
+    sessions_limit: Any = None,  # None: dlt would coerce to the default's type, naming no setting
+    max_pages: Any = None,
     resources: Any = None,
 ) -> SourceConfig:
     """The checked configuration from dlt's providers, for callers that build the source themselves
     (the loader: `source.build.build_source(resolve_source_config(), RunOptions(...))`)."""
-    return check_source_config(base_url, uid, api_key, profile, auth_scheme, sessions_limit, max_pages, resources, runtime_values())
+    limit = DEFAULT_SESSIONS_LIMIT if sessions_limit is None else sessions_limit
+    pages = DEFAULT_MAX_PAGES if max_pages is None else max_pages
+    return check_source_config(base_url, uid, api_key, profile, auth_scheme, limit, pages, resources, runtime_values())
 
 
 __all__ = ["analytics_source", "resolve_source_config"]

@@ -26,7 +26,6 @@ from source.configuration import SourceConfig
 from source.figures import ResourceFigures, RunFigures
 from source.isolation import guarded
 from source.prefetch import ReadAhead
-from source.scrub import secret_field_dropper
 from source.settings import CURSOR_PAGINATOR, KEY_DATA_TYPE, SOURCE_NAME
 
 READ_AHEAD_PAGES = 4  # pages each resource reads ahead of dlt (a thread per resource)
@@ -80,7 +79,6 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
         columns={key: {"data_type": KEY_DATA_TYPE, "nullable": False} for key in entry["primary_key"]},
         parallelized=True,  # each cursor chain is sequential, the resources are independent
     )
-    resource.add_map(secret_field_dropper(name, entry["keep_fields"]))
     return resource
 
 

@@ -10,6 +10,7 @@ from requests import Response
 
 from source.errors import CursorChainError, MissingPrimaryKeyError, ResponseShapeError, UpstreamHTTPError
 from source.figures import ResourceFigures
+from source.records import RecordCleaner
 from source.settings import CURSOR_PAGINATOR, RETRY_STATUSES, SOURCE_NAME, WHOLE_BODY
 
 CURSOR = CURSOR_PAGINATOR["cursor_path"]
@@ -31,6 +32,7 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
     switch = f"if the API answers in the {other} shapes, set SOURCES__ANALYTICS__PROFILE={other}"
     section = f"[sources.{SOURCE_NAME}.resources.{name}]"
     seen: Dict[str, int] = {}  # cursor -> the page whose answer carried it
+    cleaner = RecordCleaner(name, resource.get("keep_fields", ()))
     figures.path = path
 
     def shape_error(response: Response, page: int, what: str) -> ResponseShapeError:
@@ -44,6 +46,8 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
             raise UpstreamHTTPError(name, response, page)
         try:
             body = response.json()
+        except RecursionError:
+            raise shape_error(response, page, "is JSON nested too deep to read; nothing of this resource is loaded this run") from None
         except ValueError:
             kind = response.headers.get("content-type")
             raise shape_error(
@@ -83,6 +87,9 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
                     f"set the key with {section} primary_key = \"<field>\" in .dlt/config.toml; {switch}",
                     status=response.status_code, path=path, page=page,
                 )
+        unloadable = cleaner.clean(records)
+        if unloadable:
+            raise shape_error(response, page, f"has {unloadable}: dlt cannot load it; nothing of this resource is loaded this run")
         if resource["paginate"] and token:
             _check_cursor(name, path, page, str(token), seen, max_pages)
         figures.pages += 1
