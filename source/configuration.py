@@ -24,6 +24,7 @@ from source.settings import (
     OVERRIDE_TYPES,
     PARAM_PLACEHOLDERS,
     PROFILES,
+    REQUEST_DEFAULTS,
     RESOURCE_DEFAULTS,
     RESOURCE_NAMES,
     RESOURCES,
@@ -48,10 +49,10 @@ def where(key: str, secret: bool = False) -> str:
 class Runtime:
     """dlt's request settings (`[runtime]`), checked: dlt itself would report a bad value under another name."""
 
-    request_max_attempts: int = 4
-    request_backoff_factor: float = 2.0
-    request_timeout: float = 60.0
-    request_max_retry_delay: float = 60.0
+    request_max_attempts: int = int(REQUEST_DEFAULTS["request_max_attempts"])
+    request_backoff_factor: float = REQUEST_DEFAULTS["request_backoff_factor"]
+    request_timeout: float = REQUEST_DEFAULTS["request_timeout"]
+    request_max_retry_delay: float = REQUEST_DEFAULTS["request_max_retry_delay"]
 
 
 @dataclass(frozen=True)

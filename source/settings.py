@@ -14,6 +14,14 @@ SOURCE_NAME = "analytics"  # dlt source name and config section: SOURCES__ANALYT
 # The seed's retry policy: retry exactly these statuses, at most 3 retries (4 attempts), backoff
 # factor 2. Attempts and backoff are dlt runtime settings (`.dlt/config.toml` [runtime]).
 RETRY_STATUSES: Tuple[int, ...] = (429, 500, 502, 503, 504)
+# The request settings' defaults: the seed's 3 retries are 4 attempts (dlt counts attempts).
+# Each is a dlt `[runtime]` setting, overridable with RUNTIME__<KEY> or in .dlt/config.toml.
+REQUEST_DEFAULTS: Dict[str, float] = {
+    "request_max_attempts": 4,
+    "request_backoff_factor": 2,
+    "request_timeout": 60,  # seconds for a whole answer (not each read)
+    "request_max_retry_delay": 60,
+}
 
 CURSOR_PAGINATOR: Dict[str, Any] = {
     "type": "cursor",

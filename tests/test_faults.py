@@ -27,7 +27,7 @@ from conftest import API_KEY, table_counts
 from simulator import Fault
 
 DATASET = "analytics"
-MAX_ATTEMPTS = 4  # .dlt/config.toml [runtime] request_max_attempts (the seed: 3 retries)
+MAX_ATTEMPTS = 4  # the seed: 3 retries after the first attempt
 BACKOFF = [2.0, 4.0, 8.0]  # request_backoff_factor 2: 2 * 2**(attempt-1)
 DLT_BOOKKEEPING = ("_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id")
 TABLES_OF = {  # root table and its nested tables, for the seed shapes
