@@ -61,9 +61,9 @@ def analytics_source(
 
 def runtime_values() -> Dict[str, Any]:
     """dlt's `[runtime]` request settings as configured (env `RUNTIME__...` or `.dlt/config.toml`)."""
-    values = {}
+    values: Dict[str, Any] = {}
     for key in RUNTIME_KEYS:
-        value = dlt.config.get(f"runtime.{key}")
+        value: Any = dlt.config.get(f"runtime.{key}")
         if value is not None:
             values[key] = value
     return values

@@ -74,7 +74,7 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
     resource = dlt.resource(
         read,
         name=name,
-        primary_key=entry["primary_key"] or None,
+        primary_key=entry["primary_key"] or (),
         write_disposition=entry["write_disposition"],
         columns={key: {"data_type": KEY_DATA_TYPE, "nullable": False} for key in entry["primary_key"]},
         parallelized=True,  # each cursor chain is sequential, the resources are independent

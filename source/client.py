@@ -37,7 +37,9 @@ class BoundedAdapter(HTTPAdapter):
         self._on_transient_error = on_transient_error
         self._deadline = deadline
 
-    def send(self, request: PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any) -> Response:
+    def send(  # type: ignore[override]  # requests passes verify/cert/proxies through **kwargs
+        self, request: PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any
+    ) -> Response:
         budget = _read_timeout(timeout)
         if self._deadline is not None:
             left = self._deadline - time.monotonic()
