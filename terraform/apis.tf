@@ -1,4 +1,5 @@
 # The APIs the deployment uses. Left enabled on destroy: other workloads in the project may use them.
+# Logging and Storage are on by default only in projects made by the console or gcloud.
 resource "google_project_service" "default" {
   for_each = toset([
     "artifactregistry.googleapis.com",
@@ -7,8 +8,11 @@ resource "google_project_service" "default" {
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
+    "storage.googleapis.com",
   ])
 
   project            = var.project_id

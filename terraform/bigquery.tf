@@ -8,8 +8,9 @@ resource "google_bigquery_dataset" "default" {
   location    = local.bigquery_location
   description = "Tables loaded from the analytics API by ${var.name} (dlt)."
   labels      = local.labels
-  # A destroy must not take the loaded data with it: BigQuery refuses to delete a dataset
-  # that still has tables.
+  # A destroy must not take the loaded data with it: Terraform refuses while deletion_protection
+  # is on, and BigQuery refuses to delete a dataset that still has tables.
+  deletion_policy            = var.deletion_protection ? "PREVENT" : "DELETE"
   delete_contents_on_destroy = false
 
   depends_on = [google_project_service.default]

@@ -74,12 +74,32 @@ resource "google_cloudfunctions2_function" "default" {
       DESTINATION__BIGQUERY__LOCATION                = google_bigquery_dataset.default.location
       DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID = google_bigquery_dataset.default.project
       DLT_DATA_DIR                                   = "/tmp/analytics-loader"
+      RUN_DEADLINE_SECONDS                           = local.run_deadline_seconds
+      RUN_LOCK_BUCKET                                = google_storage_bucket.run_lock.name
+      RUN_LOCK_TTL_SECONDS                           = local.run_lock_ttl_seconds
     }
   }
 
-  # The build identity needs its rights before the first build; nothing in the references says so.
+  # The build identity needs its rights before the first build, and IAM grants take a while to
+  # propagate: wait for them (time_sleep below). Nothing in the references says so.
   depends_on = [
     google_project_service.default,
+    time_sleep.build_grants_propagation,
+  ]
+}
+
+# As the provider's own cloudfunctions2 "basic builder" example: without this pause a first
+# `terraform apply` can start the build before the build account's new grants are in effect
+# (Google: typically 2 minutes, sometimes 7 or more) and fail. Sleeps on create only; a new build
+# account (its unique_id changes) sleeps again.
+resource "time_sleep" "build_grants_propagation" {
+  create_duration = "120s"
+
+  triggers = {
+    build_service_account = google_service_account.build.unique_id
+  }
+
+  depends_on = [
     google_project_iam_member.build_log_writer,
     google_project_iam_member.build_gcf_sources_viewer,
     google_artifact_registry_repository_iam_member.build_writer,

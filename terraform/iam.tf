@@ -23,6 +23,14 @@ resource "google_bigquery_dataset_iam_member" "function_data_editor" {
   member     = "serviceAccount:${google_service_account.function.email}"
 }
 
+# Take, read and release the cross-instance run lock: the lock's own role (lock.tf), on the lock
+# bucket only.
+resource "google_storage_bucket_iam_member" "function_run_lock" {
+  bucket = google_storage_bucket.run_lock.name
+  role   = google_project_iam_custom_role.run_lock.id
+  member = "serviceAccount:${google_service_account.function.email}"
+}
+
 # Run load and query jobs: jobs are project resources, so this one is granted on the project.
 resource "google_project_iam_member" "function_job_user" {
   project = var.project_id
@@ -67,16 +75,25 @@ resource "google_storage_bucket_iam_member" "build_source_viewer" {
 }
 
 # Cloud Functions copies the zip into its own bucket (gcf-v2-sources-<project number>-<region>),
-# created on the first deploy, and the build fetches it from there. Granted on the project,
-# restricted by condition to those buckets only.
+# created on the first deploy, and the build fetches it from there. Granted on the project (the
+# bucket is not ours to grant on), restricted by condition to that one bucket and its objects:
+# a prefix alone would also match other regions' buckets (europe-west1 is a prefix of europe-west10).
+data "google_project" "current" {
+  project_id = var.project_id
+}
+
+locals {
+  gcf_sources_bucket = "projects/_/buckets/gcf-v2-sources-${data.google_project.current.number}-${var.region}"
+}
+
 resource "google_project_iam_member" "build_gcf_sources_viewer" {
   project = var.project_id
   role    = "roles/storage.objectViewer"
   member  = "serviceAccount:${google_service_account.build.email}"
 
   condition {
-    title       = "gcf_v2_sources_buckets_only"
-    description = "Only the buckets Cloud Functions copies function sources into."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-\")"
+    title       = "gcf_v2_sources_bucket_only"
+    description = "Only the bucket Cloud Functions copies this project's ${var.region} function sources into."
+    expression  = "resource.name == \"${local.gcf_sources_bucket}\" || resource.name.startsWith(\"${local.gcf_sources_bucket}/objects/\")"
   }
 }

@@ -62,3 +62,22 @@ output "logs_command" {
   description = "Shows the function's recent logs."
   value       = "gcloud functions logs read ${google_cloudfunctions2_function.default.name} --region ${google_cloudfunctions2_function.default.location} --project ${google_cloudfunctions2_function.default.project} --limit 100"
 }
+
+output "run_lock_bucket" {
+  description = "Bucket of the cross-instance run lock (RUN_LOCK_BUCKET); a run holds run-lock/<pipeline> while it runs."
+  value       = google_storage_bucket.run_lock.name
+}
+
+output "alert_policies" {
+  description = "The alert policies (projects/<project>/alertPolicies/<id>), by what they watch: failed runs, no successful run, scheduler failures."
+  value = {
+    failed_runs        = google_monitoring_alert_policy.failed_runs.name
+    no_successful_run  = google_monitoring_alert_policy.no_successful_run.name
+    scheduler_failures = google_monitoring_alert_policy.scheduler_failures.name
+  }
+}
+
+output "notification_channels" {
+  description = "The email notification channels the alert policies notify (one per alert_emails address; empty: none)."
+  value       = { for email, channel in google_monitoring_notification_channel.email : email => channel.name }
+}

@@ -7,6 +7,8 @@ resource "google_secret_manager_secret" "api_key" {
   secret_id = "${var.name}-api-key"
   project   = var.project_id
   labels    = local.labels
+  # Destroying the secret destroys every version of the key: refused until deletion_protection = false.
+  deletion_protection = var.deletion_protection
 
   replication {
     auto {}

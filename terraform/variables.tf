@@ -111,6 +111,12 @@ variable "api_key_version" {
     condition     = var.api_key_version == null || try(var.api_key_version >= 1 && floor(var.api_key_version) == var.api_key_version, false)
     error_message = "api_key_version must be a whole number >= 1 (or null)."
   }
+
+  # Without a key Terraform would write an empty secret version (or fail at apply).
+  validation {
+    condition     = var.api_key_version == null || var.api_key != null
+    error_message = "api_key_version is set but api_key is not: pass the key too (export TF_VAR_api_key=...), or leave api_key_version unset and add the key with gcloud (output secret_add_version_command)."
+  }
 }
 
 variable "schedule" {
@@ -148,12 +154,12 @@ variable "function_memory" {
 
 variable "function_timeout_seconds" {
   type        = number
-  description = "Timeout of one run, in seconds; also the scheduler's attempt deadline, hence at most 1800 (Cloud Scheduler's 30-minute limit)."
+  description = "Timeout of one run, in seconds; also the scheduler's attempt deadline, hence at most 1800 (Cloud Scheduler's 30-minute limit). The run stops reading a sixth of it (60-300 s) earlier (RUN_DEADLINE_SECONDS), to load what it read."
   default     = 1800
 
   validation {
-    condition     = var.function_timeout_seconds >= 60 && var.function_timeout_seconds <= 1800 && floor(var.function_timeout_seconds) == var.function_timeout_seconds
-    error_message = "function_timeout_seconds must be a whole number of seconds between 60 and 1800 (Cloud Scheduler's attempt deadline is at most 30 minutes)."
+    condition     = var.function_timeout_seconds >= 120 && var.function_timeout_seconds <= 1800 && floor(var.function_timeout_seconds) == var.function_timeout_seconds
+    error_message = "function_timeout_seconds must be a whole number of seconds between 120 and 1800 (Cloud Scheduler's attempt deadline is at most 30 minutes; at least 60 s are kept after the run deadline to load what was read)."
   }
 }
 
@@ -187,5 +193,43 @@ variable "labels" {
   validation {
     condition     = alltrue([for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))])
     error_message = "labels keys must start with a lower-case letter; keys and values may use lower-case letters, digits, _ and - (at most 63 characters)."
+  }
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Refuse to destroy the API key's secret (all its versions) and the loader's dataset. Set false and apply before a `terraform destroy` that should remove them."
+  default     = true
+}
+
+variable "alert_emails" {
+  type        = list(string)
+  description = "Email addresses notified by the alert policies (one email notification channel each). Empty: the policies still exist and open incidents in the console, but notify no one."
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", email))])
+    error_message = "alert_emails must be email addresses such as ops@example.com."
+  }
+}
+
+variable "success_alert_window_seconds" {
+  type        = number
+  description = "Alert when no run has succeeded for this long, in seconds. Null: twice the schedule's period, read off the cron expression for every-N-minutes, hourly, every-N-hours and daily schedules, capped at 88200 (24.5 h, Cloud Monitoring's longest absence window); other schedules must set it. Must be longer than the schedule's period (the longest gap between two runs), a multiple of 60, at most 88200."
+  default     = null
+
+  validation {
+    condition     = var.success_alert_window_seconds == null || try(var.success_alert_window_seconds % 60 == 0 && var.success_alert_window_seconds >= 120 && var.success_alert_window_seconds <= 88200, false)
+    error_message = "success_alert_window_seconds must be a whole number of minutes in seconds (a multiple of 60), between 120 and 88200 (24.5 h)."
+  }
+
+  validation {
+    condition     = var.success_alert_window_seconds != null || local.schedule_period_seconds != null
+    error_message = "The schedule's period cannot be read off its cron expression (only every N minutes, hourly, every N hours and daily can): set success_alert_window_seconds to more than the longest gap between two runs."
+  }
+
+  validation {
+    condition     = var.success_alert_window_seconds == null || local.schedule_period_seconds == null || try(var.success_alert_window_seconds > local.schedule_period_seconds, true)
+    error_message = "success_alert_window_seconds must be longer than the schedule's period, or the alert fires between two healthy runs."
   }
 }
