@@ -8,12 +8,13 @@ import json
 import os
 from pathlib import Path
 
+import flask
 import functions_framework
 
 # dlt reads .dlt/config.toml from the project folder, whatever the working directory.
 os.environ.setdefault("DLT_PROJECT_DIR", str(Path(__file__).resolve().parent))
 
-from loader.service import handle  # noqa: E402  (after DLT_PROJECT_DIR is set)
+from loader.service import handle, read_body  # noqa: E402  (after DLT_PROJECT_DIR is set)
 
 
 @functions_framework.http
@@ -26,7 +27,12 @@ def run_pipeline(request):
 
     Returns:
         A JSON answer and its HTTP status: 200 ok, 400 bad body, 405 not POST, 409 a run is in
-        progress, 500 configuration/secret/warehouse problem, 502 the API failed for a resource.
+        progress, 413 body too large, 500 configuration/secret/lock/warehouse problem, 502 the API
+        failed for a resource.
     """
-    status, body = handle(request.method, request.get_data(cache=False))
+    # at most the size cap plus one byte is read: a huge body is refused, never held in memory
+    status, body = handle(request.method, read_body(request.stream, request.content_length), request.content_length)
+    if status == 413:
+        # functions-framework reads the whole body after a plain answer, not after a streamed one
+        return flask.Response(iter([json.dumps(body)]), status, content_type="application/json")
     return json.dumps(body), status, {"Content-Type": "application/json"}

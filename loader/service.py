@@ -1,8 +1,9 @@
 """The function as an HTTP service: parse the request, resolve settings, get the key, run, answer.
 
 Answers (JSON): 200 `status: ok`; 400 bad body; 405 not POST; 409 a run is already in progress on
-this instance; 500 configuration / Secret Manager / warehouse problems; 502 the API failed for
-one or more resources (the others are loaded, see `resources`).
+this instance or, with `RUN_LOCK_BUCKET`, on another one; 413 body too large; 500 configuration /
+Secret Manager / run lock / warehouse problems; 502 the API failed for one or more resources (the
+others are loaded, see `resources`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Tuple
 
-from loader.logs import redact, setup_logging
-from loader.secrets import SecretError, forget_cached_keys, read_api_key
 from loader.environment import SettingsError, load_settings
+from loader.logs import redact, setup_logging
+from loader.run_lock import RunLockError, RunLockHeldError, take_run_lock
+from loader.secrets import SecretError, forget_cached_keys, read_api_key
 from source.settings import RESOURCE_NAMES
 
 log = setup_logging()
@@ -28,6 +30,11 @@ Answer = Tuple[int, Dict[str, Any]]
 
 
 BUSY = "a run is already in progress on this instance; try again when it ends"
+# The largest body a caller needs (all ten names) is under 300 bytes; 64 KiB leaves room for any
+# formatting and refuses anything else before it is parsed or held in memory.
+MAX_BODY_BYTES = 64 * 1024
+# Unknown names echoed back in a 400: the first few, each cut short, and how many more.
+_SHOWN_NAMES, _SHOWN_CHARS = 5, 40
 
 
 class BadRequest(ValueError):
@@ -49,6 +56,32 @@ def _lock_working_folder(data_dir: Path) -> Optional[IO[str]]:
     return handle
 
 
+def read_body(stream: IO[bytes], declared_length: Optional[int]) -> bytes:
+    """At most `MAX_BODY_BYTES` + 1 bytes of a request body: enough to tell that it is too large.
+
+    Nothing is read when the declared length is already over the cap; a body without a declared
+    length (chunked) is read in pieces until the cap is passed or it ends.
+    """
+    if declared_length is not None and declared_length > MAX_BODY_BYTES:
+        return b""
+    chunks: List[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        chunk = stream.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _some(names: List[str]) -> str:
+    """A few names, each cut short, and how many more: the message stays short whatever was sent."""
+    shown = [n if len(n) <= _SHOWN_CHARS else n[:_SHOWN_CHARS] + "..." for n in names[:_SHOWN_NAMES]]
+    more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
+    return f"{shown}{more}"
+
+
 def parse_body(raw: bytes) -> List[str]:
     """The resources a request asks for: all ten for an empty body or `{}`."""
     valid = f"valid names: {', '.join(RESOURCE_NAMES)}"
@@ -59,19 +92,21 @@ def parse_body(raw: bytes) -> List[str]:
         body = json.loads(text)
     except ValueError:
         raise BadRequest(f'the body is not valid JSON: send {{}} or {{"resources": [...]}}; {valid}') from None
+    except RecursionError:
+        raise BadRequest(f'the body is nested too deeply: send {{}} or {{"resources": [...]}}; {valid}') from None
     if not isinstance(body, dict):
         raise BadRequest(f'the body must be a JSON object like {{"resources": ["sessions"]}}; {valid}')
     unknown_keys = sorted(set(body) - {"resources"})
     if unknown_keys:
-        raise BadRequest(f'unknown field(s) {unknown_keys}: the only field is "resources"; {valid}')
+        raise BadRequest(f'unknown field(s) {_some(unknown_keys)}: the only field is "resources"; {valid}')
     if "resources" not in body:
         return list(RESOURCE_NAMES)
     names = body["resources"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise BadRequest(f'"resources" must be a non-empty list of resource names; {valid}')
-    unknown = [n for n in names if n not in RESOURCE_NAMES]
+    unknown = list(dict.fromkeys(n for n in names if n not in RESOURCE_NAMES))
     if unknown:
-        raise BadRequest(f"unknown resource(s) {unknown}; {valid}")
+        raise BadRequest(f"unknown resource(s) {_some(unknown)}; {valid}")
     return [n for n in RESOURCE_NAMES if n in names]
 
 
@@ -87,11 +122,21 @@ def missing_settings_message(exc: Any) -> str:
     return "missing setting " + "; ".join(parts)
 
 
-def handle(method: str, raw_body: bytes) -> Answer:
-    """Serve one request. Never raises; never puts the key in the answer."""
+def handle(method: str, raw_body: bytes, declared_length: Optional[int] = None) -> Answer:
+    """Serve one request. Never raises; never puts the key in the answer.
+
+    `declared_length` is the request's Content-Length: over `MAX_BODY_BYTES`, the body is refused
+    without being read (`read_body` then returns nothing).
+    """
     run_id = uuid.uuid4().hex[:12]
     if method != "POST":
         return 405, {"status": "error", "run_id": run_id, "error": f"method {method} not allowed: use POST"}
+    size = max(len(raw_body), declared_length or 0)
+    if size > MAX_BODY_BYTES:
+        declared = f" ({declared_length} bytes)" if declared_length and declared_length > MAX_BODY_BYTES else ""
+        return 413, {"status": "error", "run_id": run_id, "error": (
+            f"the body is too large{declared}: the limit is {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // 1024} KiB); "
+            'send {} or {"resources": [...]}')}
     try:
         resources = parse_body(raw_body)
     except BadRequest as exc:
@@ -117,13 +162,21 @@ def _run(resources: List[str], run_id: str) -> Answer:
         if folder_lock is None:
             return _busy(run_id)
         try:
-            api_key = read_api_key(settings.api_key_secret, settings.api_key_cache_seconds) if settings.api_key_secret else None
-            from loader.pipeline import run_load
+            instance_lock = take_run_lock(settings, run_id)  # None without RUN_LOCK_BUCKET
+            try:
+                secret = settings.api_key_secret
+                api_key = read_api_key(secret, settings.api_key_cache_seconds) if secret else None
+                from loader.pipeline import run_load
 
-            result = run_load(settings, resources, api_key, run_id)
+                result = run_load(settings, resources, api_key, run_id)
+            finally:
+                if instance_lock is not None:
+                    instance_lock.release()
         finally:
             folder_lock.close()
-    except (SettingsError, SecretError) as exc:
+    except RunLockHeldError as exc:
+        return _busy(run_id, str(exc))
+    except (SettingsError, SecretError, RunLockError) as exc:
         return _error(500, run_id, str(exc), started)
     except Exception as exc:  # dlt wraps everything in PipelineStepFailed
         return _error(500, run_id, _describe(exc), started)
@@ -151,7 +204,7 @@ def _run(resources: List[str], run_id: str) -> Answer:
 def _describe(exc: BaseException) -> str:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigValueCannotBeCoercedException
 
-    seen = exc
+    seen: Optional[BaseException] = exc
     while seen is not None:
         if isinstance(seen, ConfigFieldMissingException):
             return missing_settings_message(seen)
@@ -169,9 +222,9 @@ def _describe(exc: BaseException) -> str:
     return f"{where}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
 
 
-def _busy(run_id: str) -> Answer:
-    log.warning(BUSY, extra={"run_id": run_id})
-    return 409, {"status": "error", "run_id": run_id, "error": BUSY}
+def _busy(run_id: str, message: str = BUSY) -> Answer:
+    log.warning(message, extra={"run_id": run_id})
+    return 409, {"status": "error", "run_id": run_id, "error": message}
 
 
 def _error(status: int, run_id: str, message: str, started: float) -> Answer:

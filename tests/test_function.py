@@ -19,10 +19,11 @@ from google.api_core import exceptions as gexc
 
 from loader import secrets
 from loader.environment import SETTINGS, load_settings
-from source.settings import RESOURCE_NAMES
 from tests.conftest import API_KEY, ROOT, table_counts
 
 SECRET = "projects/p1/secrets/analytics-api-key/versions/latest"
+SEED_RESOURCES = ("sessions", "segments", "operations", "blockrules", "domainsettings", "geosettings",
+                  "recordingfeatures", "sessionTargetingRules", "webhooks", "eventDefs")  # the seed's, written out
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_post_loads_everything_with_exact_row_counts(client: Any, loader_env: Di
     assert body["row_counts"] == expected
     # two packages: the nine short resources load while the sessions chain is still read
     assert len(body["load_ids"]) == 2 and body["duration_s"] > 0
-    assert {n: r["rows"] for n, r in body["resources"].items()} == {n: 25 for n in RESOURCE_NAMES}
+    assert {n: r["rows"] for n, r in body["resources"].items()} == {n: 25 for n in SEED_RESOURCES}
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
 
 
@@ -108,7 +109,7 @@ def test_bad_bodies_get_400_listing_valid_names(client: Any, sim: Any, raw: byte
     assert answer.status_code == 400
     body = answer.get_json()
     assert body["status"] == "error"
-    assert all(name in body["error"] for name in RESOURCE_NAMES)
+    assert all(name in body["error"] for name in SEED_RESOURCES)
     assert sim.sim.requests == [], "nothing runs on a bad request"
 
 
@@ -137,6 +138,65 @@ def test_rotated_key_is_read_again_after_the_cache_time(client: Any, fake_sm: Fa
     assert post(client, {"resources": ["segments"]}).status_code == 200
     assert len(fake_sm.calls) == 2
     assert sim.sim.requests[-1]["authorization"] == "Bearer rotated-key-91"
+
+
+def test_key_rotated_within_the_cache_time_is_read_again_after_the_api_rejects_it(
+    client: Any, fake_sm: FakeSecretManager, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached key is dropped when the API answers 401: the run after the rejected one reads
+    the new version at once, not an hour later."""
+    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "3600")
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+    sim.sim.configure(api_key="rotated-key-91")
+    fake_sm.value = "rotated-key-91"
+
+    rejected = post(client, {"resources": ["segments"]})
+    recovered = post(client, {"resources": ["segments"]})
+
+    assert (rejected.status_code, rejected.get_json()["resources"]["segments"]["status_code"]) == (502, 401)
+    assert recovered.status_code == 200, recovered.get_json()
+    assert fake_sm.calls == [SECRET, SECRET], "read, reused from the cache, dropped after the 401, read again"
+    assert [r["authorization"] for r in sim.sim.requests_for("segments")][-3:] == ["Bearer rotated-key-91"] * 3
+
+
+def test_key_is_read_again_after_a_403_even_within_the_cache_time(
+    client: Any, fake_sm: FakeSecretManager, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 403 drops the cached key too (a key revoked for this endpoint may have been replaced)."""
+    from simulator import Fault
+
+    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "3600")
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+    assert fake_sm.calls == [SECRET], "within the cache time: read once"
+    sim.sim.configure(faults=[Fault(resource="segments", status=403, times=1)])
+
+    assert post(client, {"resources": ["segments"]}).status_code == 502
+    assert post(client, {"resources": ["segments"]}).status_code == 200
+    assert fake_sm.calls == [SECRET, SECRET], "dropped after the 403, read again on the next run"
+
+
+def test_key_echoed_by_the_api_is_redacted_from_answer_and_logs(
+    client: Any, fake_sm: FakeSecretManager, sim: Any, capfd: pytest.CaptureFixture
+) -> None:
+    """An API that echoes the Authorization value in its status line and body: the answer and
+    the log lines show `***` where the key was."""
+    from simulator import Fault
+
+    sim.sim.configure(faults=[Fault(resource="segments", kind="echo_key", status=401)])
+
+    answer = post(client, {"resources": ["segments", "webhooks"]})
+
+    out, err = capfd.readouterr()
+    body = answer.get_json()
+    assert answer.status_code == 502
+    assert "HTTP 401 Rejected Bearer *** from GET /segments/v1" in body["resources"]["segments"]["reason"]
+    assert "HTTP 401 Rejected Bearer *** from GET /segments/v1" in body["error"]
+    messages = [json.loads(line).get("message", "") for line in out.splitlines() if line.startswith("{")]
+    assert any("Rejected Bearer ***" in m for m in messages), "the echo reached the logs, redacted"
+    for text in (answer.get_data(as_text=True), out, err):
+        assert API_KEY not in text
+    assert body["resources"]["webhooks"]["status"] == "loaded"
 
 
 @pytest.mark.parametrize(
