@@ -18,10 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from loader.environment import PROJECT_DIR, SETTINGS_BY_NAME, FunctionSettings, SettingsError
+from loader.environment import FunctionSettings
 from loader.logs import redact
+from loader.destinations import destination_for  # noqa: F401  (imported from here by tests and the bench)
+from loader.clustering import cluster_merge_tables
+from loader.run_history import record_run
 
 log = logging.getLogger("analytics_loader")
+
+# Resources that keep a cursor in dlt's state (source/events.py, source/history.py).
+INCREMENTAL = ("events", "blockrules_history", "domainsettings_history", "geosettings_history", "privacy_history",
+               "recordingfeatures_history", "sessionTargetingRules_history")
 
 
 @dataclass
@@ -29,38 +36,12 @@ class RunResult:
     pipeline: str
     destination: str
     dataset: str
+    key_check: Dict[str, Any] = field(default_factory=dict)
     load_ids: List[str] = field(default_factory=list)
     row_counts: Dict[str, int] = field(default_factory=dict)
     resources: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     failed: Dict[str, str] = field(default_factory=dict)
     upstream_errors: bool = False
-
-
-def destination_for(settings: FunctionSettings) -> Any:
-    """The dlt destination; unset options resolve through dlt's own config (env, toml, ADC)."""
-    import dlt
-
-    if settings.destination == "duckdb":
-        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-        path = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or str(PROJECT_DIR / "warehouse.duckdb")
-        if Path(path).stem == settings.dataset_name:
-            # DuckDB names the catalog after the file: `analytics.analytics` would be ambiguous
-            raise SettingsError(
-                f"DESTINATION__DUCKDB__CREDENTIALS file {Path(path).name!r} has the same name as DATASET_NAME "
-                f"{settings.dataset_name!r}; DuckDB cannot tell them apart: rename the file (e.g. warehouse.duckdb)"
-            )
-        limit = os.environ.get("DESTINATION__DUCKDB__MEMORY_LIMIT") or SETTINGS_BY_NAME["DESTINATION__DUCKDB__MEMORY_LIMIT"].default
-        return dlt.destinations.duckdb(
-            credentials=DuckDbCredentials(path, global_config={"memory_limit": limit}),
-            # jsonl, as BigQuery loads: DuckDB reads it with read_json, several times faster than
-            # its default INSERT ... VALUES statements (docs/benchmarks.md)
-            preferred_loader_file_format="jsonl",
-        )
-    if settings.destination == "filesystem":
-        bucket = os.environ.get("DESTINATION__FILESYSTEM__BUCKET_URL") or str(settings.data_dir / "filesystem")
-        return dlt.destinations.filesystem(bucket_url=bucket)
-    return dlt.destinations.bigquery()
 
 
 def new_pipeline(settings: FunctionSettings) -> Any:
@@ -90,12 +71,27 @@ def drop_extracted_tables(pipeline: Any, load_ids: Sequence[str], tables: Sequen
     return removed
 
 
+def key_check(config: Any, deadline: float, run_id: str) -> Dict[str, Any]:
+    """One `GET /me`, logged with the role the key reports; never fatal (one attempt, 10 s at most)."""
+    from dataclasses import replace
+
+    from source.build import api_client
+    from source.figures import ResourceFigures
+    from source.key_check import check_key
+
+    runtime = replace(config.runtime, request_max_attempts=1, request_timeout=min(10.0, config.runtime.request_timeout))
+    check = check_key(api_client(replace(config, runtime=runtime), ResourceFigures("key_check"), deadline))
+    found = {"role": check.role, "status": check.status, "reason": check.reason}
+    log.info(f"key check: role {check.role or 'unknown'}", extra={"run_id": run_id, **found})
+    return found
+
+
 def root_table(table: str) -> str:
     """`sessions__pages` -> `sessions`: dlt names a nested table after its parent, joined by `__`."""
     return table.split("__", 1)[0]
 
 
-def run_load(settings: FunctionSettings, resources: Sequence[str], api_key: Optional[str], run_id: str) -> RunResult:
+def run_load(settings: FunctionSettings, requested: Optional[Sequence[str]], api_key: Optional[str], run_id: str) -> RunResult:
     """Load `resources` into the warehouse. Failures are isolated per resource.
 
     Two phases, one load package each: the short resources are extracted, normalized and loaded
@@ -104,9 +100,8 @@ def run_load(settings: FunctionSettings, resources: Sequence[str], api_key: Opti
     (RUN_DEADLINE_SECONDS) resources still reading fail with "deadline"; what completed loads.
     """
     from source import RunOptions, build_source, resolve_source_config
-    from source.settings import LONG_CHAINS
-
     from source.errors import ConfigError
+    from source.settings import LONG_CHAINS, RESOURCE_NAMES
 
     started = time.monotonic()
     try:
@@ -116,12 +111,16 @@ def run_load(settings: FunctionSettings, resources: Sequence[str], api_key: Opti
             raise ConfigError(exc.setting, f"{exc}, or API_KEY_SECRET (a Secret Manager version holding the key)") from None
         raise
     redact.add(config.api_key)  # whatever its origin: env, secrets.toml or Secret Manager
+    resources = list(requested) if requested is not None else [*RESOURCE_NAMES, *config.extra_resources]
     last = [n for n in resources if n in LONG_CHAINS] if len(resources) > 1 else []
     first = [n for n in resources if n not in last]
     # built first: the long chains' requests start now, beside the pipeline's setup
     options = RunOptions(isolate=True, deadline=started + settings.run_deadline_seconds, start_now=last)
     source = build_source(config, options)
+    cluster_merge_tables(source, settings.destination)  # BigQuery only: merges prune on the key
     result = RunResult(pipeline=settings.pipeline_name, destination=settings.destination, dataset=settings.dataset_name)
+    result.key_check = key_check(config, options.deadline, run_id)
+    pipeline = None
     try:
         pipeline = new_pipeline(settings)
         if pipeline.has_pending_data:
@@ -135,11 +134,18 @@ def run_load(settings: FunctionSettings, resources: Sequence[str], api_key: Opti
         from loader.key_columns import migrate_key_columns
 
         migrate_key_columns(pipeline, config.resources, resources, run_id)
+        from source.events import snapshot_cursors
+        from source.settings import SOURCE_NAME
+
+        # cursors of the incremental resources as the warehouse has them: put back for a resource
+        # whose rows are dropped after the extract, so that no window or version is skipped
+        cursors = snapshot_cursors(pipeline, SOURCE_NAME, [n for n in resources if n in INCREMENTAL])
         for phase in (first, last):
             if phase:
-                _extract_normalize_load(pipeline, source.with_resources(*phase), phase, options.figures, result, run_id)
+                _extract_normalize_load(pipeline, source.with_resources(*phase), phase, options.figures, result, run_id, cursors)
     finally:
         options.cancel.set()  # nothing keeps reading after the run, whatever happened
+        record_run(pipeline, run_id, started, resources, result, options.figures)  # _loader_runs, failed runs too
     result.resources = {n: result.resources[n] for n in resources if n in result.resources}
     result.row_counts = dict(sorted(result.row_counts.items()))
     for name, figures in result.resources.items():
@@ -149,7 +155,9 @@ def run_load(settings: FunctionSettings, resources: Sequence[str], api_key: Opti
     return result
 
 
-def _extract_normalize_load(pipeline: Any, source: Any, resources: Sequence[str], figures: Any, result: RunResult, run_id: str) -> None:
+def _extract_normalize_load(
+    pipeline: Any, source: Any, resources: Sequence[str], figures: Any, result: RunResult, run_id: str, cursors: Dict[str, Any]
+) -> None:
     """One phase: extract `resources`, drop what failed, normalize, load; add to `result`."""
     started = time.monotonic()
     extract_info = pipeline.extract(source)
@@ -167,22 +175,33 @@ def _extract_normalize_load(pipeline: Any, source: Any, resources: Sequence[str]
     if failed:
         _drop(pipeline, extract_info.loads_ids, [t for t, n in tables.items() if n in failed], run_id)
 
-    counts = _normalize_isolated(pipeline, extract_info.loads_ids, tables, figures, result, run_id)
+    counts = _normalize_isolated(pipeline, extract_info.loads_ids, tables, figures, result, run_id, cursors)
     load_info = pipeline.load(raise_on_failed_jobs=False)
     result.load_ids += list(load_info.loads_ids)
+    refused_stateful = []
     for package in load_info.load_packages:
         for job in package.jobs.get("failed_jobs", []):
-            name = tables.get(root_table(job.job_file_info.table_name))
-            if name is not None and name not in result.failed:
+            refused = tables.get(root_table(job.job_file_info.table_name))
+            if refused is not None and refused not in result.failed:
                 cause = f"the warehouse refused its rows: {job_failure_cause(job.failed_message)}"
-                _fail(result, name, figures.of(name), cause, run_id, step="load")
+                _fail(result, refused, figures.of(refused), cause, run_id, step="load")
+                if refused in cursors:
+                    refused_stateful.append(refused)
+    if refused_stateful:
+        # the package's state moved their cursors past rows the warehouse refused: store them back
+        _restore_cursors(pipeline, cursors, refused_stateful)
+        pipeline.normalize()
+        result.load_ids += list(pipeline.load(raise_on_failed_jobs=False).loads_ids)
     for table, n in counts.items():
-        name = tables.get(root_table(table))
-        if not table.startswith("_dlt") and name not in result.failed:
+        resource = tables.get(root_table(table))
+        if not table.startswith("_dlt") and resource not in result.failed:
             result.row_counts[table] = result.row_counts.get(table, 0) + n
 
 
-def _normalize_isolated(pipeline: Any, load_ids: Sequence[str], tables: Dict[str, str], figures: Any, result: RunResult, run_id: str) -> Dict[str, int]:
+def _normalize_isolated(
+    pipeline: Any, load_ids: Sequence[str], tables: Dict[str, str], figures: Any, result: RunResult, run_id: str,
+    cursors: Dict[str, Any],
+) -> Dict[str, int]:
     """Normalize; when a resource's file cannot be normalized, fail that resource, drop it and normalize again."""
     from dlt.common.storages.load_package import ParsedLoadJobFileName
     from dlt.pipeline.exceptions import PipelineStepFailed
@@ -200,6 +219,15 @@ def _normalize_isolated(pipeline: Any, load_ids: Sequence[str], tables: Dict[str
             cause = job_failure_cause(getattr(exc.exception, "failed_message", None) or str(exc.exception))
             _fail(result, name, figures.of(name), f"its records could not be normalized: {cause}", run_id, step="normalize")
             _drop(pipeline, load_ids, [t for t, n in tables.items() if n == name], run_id)
+            if name in cursors:
+                _restore_cursors(pipeline, cursors, [name])
+
+
+def _restore_cursors(pipeline: Any, cursors: Dict[str, Any], names: Sequence[str]) -> None:
+    from source.events import restore_cursors
+    from source.settings import SOURCE_NAME
+
+    restore_cursors(pipeline, SOURCE_NAME, {n: cursors[n] for n in names})
 
 
 def job_failure_cause(message: Optional[str]) -> str:
@@ -228,6 +256,11 @@ def _fail(result: RunResult, name: str, f: Any, error: Any, run_id: str, step: s
         "status": "failed", "step": step, "reason": reason, "status_code": getattr(err, "status", None),
         "path": getattr(err, "path", None) or f.path or None, "page": getattr(err, "page", None), **_figures(f),
     }
+    if result.resources[name]["status_code"] == 403:
+        from source.key_check import forbidden_message
+
+        reason = f"{reason}; {forbidden_message(name, result.key_check.get('role'))}"
+        result.failed[name] = result.resources[name]["reason"] = reason
     result.upstream_errors = True
     log.error(f"resource {name} failed: {reason}", extra={"run_id": run_id, "resource": name, "step": step, **_figures(f)})
     return reason

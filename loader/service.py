@@ -21,7 +21,10 @@ from loader.environment import SettingsError, load_settings
 from loader.logs import redact, setup_logging
 from loader.run_lock import RunLockError, RunLockHeldError, take_run_lock
 from loader.secrets import SecretError, forget_cached_keys, read_api_key
-from source.settings import RESOURCE_NAMES
+from source.errors import ConfigError
+from source.settings import EXTRA_RESOURCE_NAMES, RESOURCE_NAMES
+
+VALID_NAMES = RESOURCE_NAMES + EXTRA_RESOURCE_NAMES
 
 log = setup_logging()
 _run_lock = threading.Lock()
@@ -82,12 +85,13 @@ def _some(names: List[str]) -> str:
     return f"{shown}{more}"
 
 
-def parse_body(raw: bytes) -> List[str]:
-    """The resources a request asks for: all ten for an empty body or `{}`."""
-    valid = f"valid names: {', '.join(RESOURCE_NAMES)}"
+def parse_body(raw: bytes) -> Optional[List[str]]:
+    """The resources a request asks for; None for an empty body or `{}`: the default run (the seed's
+    ten and `SOURCES__ANALYTICS__EXTRA_RESOURCES`)."""
+    valid = f"valid names: {', '.join(VALID_NAMES)}"
     text = raw.decode("utf-8", errors="replace").strip() if raw else ""
     if not text:
-        return list(RESOURCE_NAMES)
+        return None
     try:
         body = json.loads(text)
     except ValueError:
@@ -100,14 +104,14 @@ def parse_body(raw: bytes) -> List[str]:
     if unknown_keys:
         raise BadRequest(f'unknown field(s) {_some(unknown_keys)}: the only field is "resources"; {valid}')
     if "resources" not in body:
-        return list(RESOURCE_NAMES)
+        return None
     names = body["resources"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise BadRequest(f'"resources" must be a non-empty list of resource names; {valid}')
-    unknown = list(dict.fromkeys(n for n in names if n not in RESOURCE_NAMES))
+    unknown = list(dict.fromkeys(n for n in names if n not in VALID_NAMES))
     if unknown:
         raise BadRequest(f"unknown resource(s) {_some(unknown)}; {valid}")
-    return [n for n in RESOURCE_NAMES if n in names]
+    return [n for n in VALID_NAMES if n in names]
 
 
 def missing_settings_message(exc: Any) -> str:
@@ -152,9 +156,9 @@ def handle(method: str, raw_body: bytes, declared_length: Optional[int] = None) 
     return status, body
 
 
-def _run(resources: List[str], run_id: str) -> Answer:
+def _run(resources: Optional[List[str]], run_id: str) -> Answer:
     started = time.monotonic()
-    log.info("run started", extra={"run_id": run_id, "resources": resources})
+    log.info("run started", extra={"run_id": run_id, "resources": resources or "default"})
     try:
         settings = load_settings()
         os.environ.setdefault("DLT_DATA_DIR", str(settings.data_dir))
@@ -176,7 +180,7 @@ def _run(resources: List[str], run_id: str) -> Answer:
             folder_lock.close()
     except RunLockHeldError as exc:
         return _busy(run_id, str(exc))
-    except (SettingsError, SecretError, RunLockError) as exc:
+    except (SettingsError, SecretError, RunLockError, ConfigError) as exc:
         return _error(500, run_id, str(exc), started)
     except Exception as exc:  # dlt wraps everything in PipelineStepFailed
         return _error(500, run_id, _describe(exc), started)
@@ -189,13 +193,14 @@ def _run(resources: List[str], run_id: str) -> Answer:
         "load_ids": result.load_ids,
         "row_counts": result.row_counts,
         "resources": result.resources,
+        "key_check": result.key_check,
         "duration_s": round(time.monotonic() - started, 3),
     }
     if not result.failed:
         return 200, body
     if any(r.get("status_code") in (401, 403) for r in result.resources.values()):
         forget_cached_keys()  # a rotated key: read it again on the next run
-    body["error"] = f"{len(result.failed)} of {len(resources)} resource(s) failed (the others loaded): " + "; ".join(
+    body["error"] = f"{len(result.failed)} of {len(result.resources)} resource(s) failed (the others loaded): " + "; ".join(
         f"{name}: {reason}" for name, reason in result.failed.items()
     )
     return 502, body
@@ -213,7 +218,7 @@ def _describe(exc: BaseException) -> str:
             example = ' (a JSON object, e.g. {"eventDefs": {"primary_key": "eventName"}})' if kind == "dict" else ""
             return (f"setting SOURCES__ANALYTICS__{seen.field_name.upper()} ({seen.field_name} under [sources.analytics] "
                     f"in .dlt/config.toml) is not a valid {kind}{example}")
-        if isinstance(seen, (ValueError, SettingsError)) and "SOURCES__ANALYTICS__" in str(seen):
+        if isinstance(seen, (ConfigError, SettingsError)):
             return str(seen)
         seen = seen.__cause__ or seen.__context__
     step = getattr(exc, "step", None)

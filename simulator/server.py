@@ -17,10 +17,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from simulator import beyond, hostile
 from simulator.data import SINGLETONS, documented_record, documented_singleton, seed_record
-from source.settings import PATHS, RESOURCE_NAMES, RETRY_STATUSES
+from source.settings import PATHS, RESOURCE_NAMES
 
 RESOURCE_BY_PATH = {path: name for name, path in PATHS.items()}
+# The seed's retried statuses, stated here rather than imported from the loader: a storm drawn
+# from the loader's own list would shrink with it and never show a status the loader forgot.
+STORM_STATUSES = (429, 500, 502, 503, 504)
 DRIFT_KINDS = ("drop_key", "new_field", "type_change")
 
 
@@ -30,6 +34,7 @@ class Fault:
 
     kind: `status` (answer `status`, with `Retry-After` when `retry_after` is set), `hang` (sleep
     `seconds` before answering), `not_json`, `no_selector` (JSON without the data key),
+    `echo_key` (answer `status` with the request's Authorization value in the status line and body),
     `drop_key` (records without `id`, or without `field` when set), `new_field` (records gain
     `loyaltyTier`), `type_change` (`durationMs`, or `field` when set, becomes a string).
 
@@ -63,6 +68,8 @@ class SimConfig:
     storm_seed: int = 7
     # per-resource shape overrides, e.g. {"eventDefs": "documented"} under profile "seed"
     resource_profiles: Dict[str, str] = field(default_factory=dict)
+    # the endpoints beyond the seed (simulator/beyond.py): a dict of `BeyondConfig` fields
+    beyond: Dict[str, Any] = field(default_factory=dict)
 
     def profile_of(self, resource: str) -> str:
         return self.resource_profiles.get(resource, self.profile)
@@ -122,7 +129,8 @@ class Simulator:
             return 401, {}, _json({"error": "unauthorized"})
         if resource is None:
             return 404, {}, _json({"error": f"no endpoint {path}"})
-        offset = int(query.get("pagination_token") or 0)
+        token = query.get("pagination_token") or "0"
+        offset = int(token) if token.isdigit() else 0  # hostile kinds use letters
         page_size = min(int(query["limit"]), cfg.max_page_size) if query.get("limit") else cfg.page_size
         page = offset // max(page_size, 1) + 1
         fault = self._take_fault(resource, page)
@@ -133,8 +141,15 @@ class Simulator:
             return fault.status, extra, _json({"error": f"injected {fault.status}"})
         elif fault is not None and fault.kind == "not_json":
             return 200, {"Content-Type": "text/html"}, b"<html><body>maintenance</body></html>"
+        elif fault is not None and fault.kind == "echo_key":
+            echoed = headers.get("authorization") or ""
+            return fault.status, {"_reason": f"Rejected {echoed}"}, _json({"error": f"credentials {echoed} rejected"})
+        elif fault is not None and fault.kind in hostile.KINDS:
+            token = query.get("pagination_token") or ""
+            normal = self._page(resource, int(token) if token.isdigit() else 0, page_size, query)
+            return hostile.answer(fault, resource, token, page_size, cfg.rows.get(resource, 0), normal)
         if self._storm_hit(resource, str(offset)):
-            status = RETRY_STATUSES[self._storm.randrange(len(RETRY_STATUSES))]
+            status = STORM_STATUSES[self._storm.randrange(len(STORM_STATUSES))]
             return status, {"Retry-After": "0"} if status == 429 else {}, _json({"error": "storm"})
         body = self._page(resource, offset, page_size, query)
         if fault is not None and fault.kind == "no_selector":
@@ -237,14 +252,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, headers: Dict[str, str], body: bytes) -> None:
+        drip = float(headers.pop("_drip", 0) or 0)  # hostile `drip`: one byte every `drip` seconds
         try:
-            self.send_response(status)
+            self.send_response(status, headers.pop("_reason", None))  # `_reason`: a status line of the fault's
             self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if drip:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(drip)
+            else:
+                self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             # the client gave up (its timeout ran out while a `hang` fault slept): nothing to answer
             self.close_connection = True
@@ -253,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path.startswith("/_sim/"):
             return self._control("GET", url.path)
+        if beyond.serves(url.path):  # events export, users, settings history, /me
+            return beyond.handle(self, "GET")
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
         started = time.monotonic()
@@ -272,6 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path.startswith("/_sim/"):
             return self._control("POST", url.path)
+        if beyond.serves(url.path):
+            return beyond.handle(self, "POST")
         self._send(405, {}, _json({"error": "method not allowed"}))
 
     def _control(self, method: str, path: str) -> None:

@@ -35,8 +35,17 @@ def analytics_source(
     sessions_limit: int = DEFAULT_SESSIONS_LIMIT,
     max_pages: int = DEFAULT_MAX_PAGES,
     resources: Optional[Dict[str, Any]] = None,
+    extra_resources: Optional[str] = None,
+    events_start: Optional[str] = None,
+    events_window_hours: Optional[float] = None,
+    events_delay_hours: Optional[float] = None,
+    events_segment: Optional[str] = None,
+    events_max_windows: Optional[int] = None,
+    events_poll_seconds: Optional[float] = None,
+    events_poll_timeout_seconds: Optional[float] = None,
 ) -> Any:
-    """The ten resources of the analytics API, extracted concurrently.
+    """The resources of the analytics API, extracted concurrently: the seed's ten, selected by default,
+    and those beyond the seed (events, users, settings history), selected by `extra_resources`.
 
     Args:
         base_url: API root, e.g. `https://api.example.com` (http only on loopback).
@@ -48,14 +57,17 @@ def analytics_source(
         max_pages: most pages read from one resource in one run.
         resources: per-resource overrides, e.g. `{"eventDefs": {"primary_key": "eventName"}}`
             (`[sources.analytics.resources.eventDefs]` in `.dlt/config.toml`).
+        extra_resources: comma-separated resources beyond the seed to select by default.
+        events_start: RFC 3339 start of the first events window (events are off until set);
+            `events_*`: window length, settle delay, segment, windows per run, polling.
 
     Returns:
-        The ten resources (select some with `.with_resources(...)`).
+        The resources (select others with `.with_resources(...)`).
 
     Raises:
         source.errors.ConfigError: a setting is wrong; the message names it and what it accepts.
     """
-    config = check_source_config(base_url, uid, api_key, profile, auth_scheme, sessions_limit, max_pages, resources, runtime_values())
+    config = _checked(locals())
     return list(build_source(config).resources.values())
 
 
@@ -76,15 +88,31 @@ def resolve_source_config(
     api_key: Optional[TSecretStrValue] = None,
     profile: str = DEFAULT_PROFILE,
     auth_scheme: str = DEFAULT_AUTH_SCHEME,
-    sessions_limit: Any = None,  # None: dlt would coerce to the default's type, naming no setting
+    sessions_limit: Any = None,  # Any: dlt would coerce to the default's type, naming no setting
     max_pages: Any = None,
     resources: Any = None,
+    extra_resources: Any = None,
+    events_start: Any = None,
+    events_window_hours: Any = None,
+    events_delay_hours: Any = None,
+    events_segment: Any = None,
+    events_max_windows: Any = None,
+    events_poll_seconds: Any = None,
+    events_poll_timeout_seconds: Any = None,
 ) -> SourceConfig:
     """The checked configuration from dlt's providers, for callers that build the source themselves
     (the loader: `source.build.build_source(resolve_source_config(), RunOptions(...))`)."""
-    limit = DEFAULT_SESSIONS_LIMIT if sessions_limit is None else sessions_limit
-    pages = DEFAULT_MAX_PAGES if max_pages is None else max_pages
-    return check_source_config(base_url, uid, api_key, profile, auth_scheme, limit, pages, resources, runtime_values())
+    return _checked(locals())
+
+
+def _checked(values: Dict[str, Any]) -> SourceConfig:
+    return check_source_config(
+        values["base_url"], values["uid"], values["api_key"], values["profile"], values["auth_scheme"],
+        DEFAULT_SESSIONS_LIMIT if values["sessions_limit"] is None else values["sessions_limit"],
+        DEFAULT_MAX_PAGES if values["max_pages"] is None else values["max_pages"],
+        values["resources"], runtime_values(), values["extra_resources"],
+        {k: v for k, v in values.items() if k.startswith("events_")},
+    )
 
 
 __all__ = ["analytics_source", "resolve_source_config"]

@@ -23,10 +23,12 @@ from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginat
 from source.checks import response_check
 from source.client import auth_headers, retrying_session
 from source.configuration import SourceConfig
+from source.errors import ResourceError
 from source.figures import ResourceFigures, RunFigures
 from source.isolation import guarded
 from source.prefetch import ReadAhead
-from source.settings import CURSOR_PAGINATOR, KEY_DATA_TYPE, SOURCE_NAME
+from source.records import RecordCleaner
+from source.settings import CURSOR_PAGINATOR, EXTRA_PATHS, EXTRA_RESOURCE_NAMES, KEY_DATA_TYPE, SOURCE_NAME
 
 READ_AHEAD_PAGES = 4  # pages each resource reads ahead of dlt (a thread per resource)
 EARLY_READ_AHEAD_PAGES = 256  # for resources started before dlt asks (bounded: memory stays flat)
@@ -51,10 +53,62 @@ class RunOptions:
 
 
 def build_source(config: SourceConfig, options: Optional[RunOptions] = None) -> DltSource:
-    """The analytics source: every resource of `config.resources`, extracted concurrently."""
+    """The analytics source, its resources extracted concurrently: the seed's ten (selected) and
+    those beyond the seed (selected when named in `config.extra_resources`)."""
     options = options or RunOptions()
     resources = [_resource(entry, config, options) for entry in config.resources]
+    for name in EXTRA_RESOURCE_NAMES:
+        extra = _extra(name, config, options)
+        extra.selected = name in config.extra_resources
+        resources.append(extra)
     return DltSource(Schema(SOURCE_NAME), SOURCE_NAME, resources)
+
+
+def api_client(config: SourceConfig, figures: ResourceFigures, deadline: Optional[float]) -> RESTClient:
+    """dlt's REST client for one resource: the key in the Authorization header, the seed's retries."""
+
+    def count_transient() -> None:
+        figures.retries += 1
+
+    return RESTClient(
+        base_url=config.base_url,
+        headers=auth_headers(config.auth_scheme, config.api_key),
+        session=retrying_session(config.runtime, count_transient, deadline),
+    )
+
+
+def _extra(name: str, config: SourceConfig, options: RunOptions) -> DltResource:
+    """A resource beyond the seed (source/events.py, users.py, history.py) under the same guard and checks."""
+    from source.events import download_session, event_batches, events_hints
+    from source.history import history_hints, history_versions
+    from source.users import user_pages, users_hints
+
+    figures = options.figures.of(name)
+    figures.path = EXTRA_PATHS[name]
+    cleaner = RecordCleaner(name, ())
+
+    def read() -> Iterator[Any]:
+        client = api_client(config, figures, options.deadline)
+        if name == "events":
+            pages = event_batches(client, download_session(), config.events, options.deadline)
+        elif name == "users":
+            pages = user_pages(client)
+        else:
+            pages = history_versions(client, name)
+        yield from guarded(_cleaned(pages, cleaner, figures), figures, options.isolate)
+
+    hints = events_hints() if name == "events" else users_hints() if name == "users" else history_hints(name)
+    return dlt.resource(read, parallelized=True, **hints)
+
+
+def _cleaned(pages: Iterator[Any], cleaner: RecordCleaner, figures: ResourceFigures) -> Iterator[Any]:
+    for page in pages:
+        records = page if isinstance(page, list) else [page]
+        unloadable = cleaner.clean(records)
+        if unloadable:
+            raise ResourceError(figures.name, f"GET {figures.path} answered {unloadable}: dlt cannot load it", path=figures.path)
+        figures.pages += 1
+        yield page
 
 
 def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOptions) -> DltResource:
@@ -84,15 +138,7 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
 
 def _pages(entry: Mapping[str, Any], config: SourceConfig, figures: ResourceFigures, deadline: Optional[float]) -> Iterator[Any]:
     """The pages of one resource's cursor chain (a generator: nothing is sent until the first page is asked for)."""
-
-    def count_transient() -> None:
-        figures.retries += 1
-
-    client = RESTClient(
-        base_url=config.base_url,
-        headers=auth_headers(config.auth_scheme, config.api_key),
-        session=retrying_session(config.runtime, count_transient, deadline),
-    )
+    client = api_client(config, figures, deadline)
     paginator = (
         JSONResponseCursorPaginator(cursor_path=CURSOR_PAGINATOR["cursor_path"], cursor_param=CURSOR_PAGINATOR["cursor_param"])
         if entry["paginate"]

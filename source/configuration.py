@@ -26,6 +26,8 @@ from source.settings import (
     PROFILES,
     REQUEST_DEFAULTS,
     RESOURCE_DEFAULTS,
+    EVENTS_DEFAULTS,
+    EXTRA_RESOURCE_NAMES,
     RESOURCE_NAMES,
     RESOURCES,
     SOURCE_NAME,
@@ -68,6 +70,8 @@ class SourceConfig:
     max_pages: int = DEFAULT_MAX_PAGES
     resources: Tuple[Dict[str, Any], ...] = ()  # the effective resource table (`effective_resources`)
     runtime: Runtime = Runtime()
+    extra_resources: Tuple[str, ...] = ()  # beyond the seed, added to the default run
+    events: Any = None  # source.events.EventsSettings (None: events off)
 
 
 def check_source_config(
@@ -80,6 +84,8 @@ def check_source_config(
     max_pages: Any = DEFAULT_MAX_PAGES,
     resources: Any = None,
     runtime: Optional[Mapping[str, Any]] = None,
+    extra_resources: Any = None,
+    events: Optional[Mapping[str, Any]] = None,
 ) -> SourceConfig:
     """Check every setting and build the source's configuration.
 
@@ -109,7 +115,52 @@ def check_source_config(
         max_pages=pages,
         resources=tuple(effective_resources(profile, resources, values)),
         runtime=check_runtime(runtime or {}),
+        extra_resources=check_extra_resources(extra_resources),
+        events=check_events(events or {}),
     )
+
+
+def check_extra_resources(value: Any) -> Tuple[str, ...]:
+    """`SOURCES__ANALYTICS__EXTRA_RESOURCES`: a comma-separated list (or a toml list) of resources beyond the seed."""
+    if value is None or value == "":
+        return ()
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(env_name("extra_resources"), f"{where('extra_resources')} must be a comma-separated list of names")
+    unknown = [n for n in names if n and n not in EXTRA_RESOURCE_NAMES]
+    if unknown:
+        raise ConfigError(
+            env_name("extra_resources"),
+            f"{env_name('extra_resources')} names unknown resources {unknown[:5]}: valid names are {', '.join(EXTRA_RESOURCE_NAMES)}",
+        )
+    return tuple(n for n in EXTRA_RESOURCE_NAMES if n in names)
+
+
+def check_events(values: Mapping[str, Any]) -> Any:
+    """The `events_*` settings as `source.events.EventsSettings` (raises ConfigError naming the setting)."""
+    from source.events import EventsSettings
+
+    raw = {key: values.get(key) for key in ("events_start", *EVENTS_DEFAULTS)}
+    try:
+        return EventsSettings(
+            start=raw["events_start"] or None,
+            window_hours=_number(_or(raw, "events_window_hours"), env_name("events_window_hours"), 0, strict=True),
+            delay_hours=_number(_or(raw, "events_delay_hours"), env_name("events_delay_hours"), 0),
+            segment=str(_or(raw, "events_segment")).strip(),
+            max_windows=_integer(_or(raw, "events_max_windows"), env_name("events_max_windows"), 1),
+            poll_seconds=_number(_or(raw, "events_poll_seconds"), env_name("events_poll_seconds"), 0),
+            poll_timeout_seconds=_number(_or(raw, "events_poll_timeout_seconds"), env_name("events_poll_timeout_seconds"), 0, strict=True),
+        )
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        setting = str(exc).split("=", 1)[0].split(" ", 1)[0]
+        raise ConfigError(setting if setting.startswith(ENV_PREFIX) else env_name("events_start"), str(exc)) from None
+
+
+def _or(values: Mapping[str, Any], key: str) -> Any:
+    value = values.get(key)
+    return EVENTS_DEFAULTS[key] if value is None or value == "" else value
 
 
 def check_base_url(url: str) -> str:
@@ -177,7 +228,8 @@ def _number(value: Any, name: str, minimum: float, strict: bool = False) -> floa
         number = float("nan")
     ok = number > minimum if strict else number >= minimum
     if not ok or number == float("inf"):
-        raise ConfigError(name, f"setting {_runtime_where(name)} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        label = _runtime_where(name) if name.startswith("RUNTIME__") else name
+        raise ConfigError(name, f"setting {label} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
     return number
 
 

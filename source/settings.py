@@ -103,9 +103,9 @@ KEY_DATA_TYPE = "text"
 # (some published schemas of the webhook endpoints carry a signing secret) outlive any key rotation.
 SECRET_FIELD_PATTERN = r"(?i)(secret|token|passw(or)?d|api[-_ ]?key)"
 
-# Resources whose cursor chain is long (their volume grows with traffic). In a run with others
-# they are extracted, normalized and loaded last, their requests going out from the start.
-LONG_CHAINS: Tuple[str, ...] = ("sessions",)
+# Resources whose volume grows with traffic. In a run with others they are extracted, normalized
+# and loaded last; the sessions chain's requests go out from the start (read ahead, bounded).
+LONG_CHAINS: Tuple[str, ...] = ("sessions", "events")
 
 DEFAULT_MAX_PAGES = 100_000  # per resource and run: far above any real chain, finite for an endless one
 

@@ -82,12 +82,14 @@ def test_second_post_leaves_table_counts_unchanged(client: Any, loader_env: Dict
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
 
 
-def test_subset_calls_only_its_endpoints(client: Any, sim: Any) -> None:
+def test_subset_calls_only_its_endpoints_after_one_key_check(client: Any, sim: Any) -> None:
     answer = post(client, {"resources": ["sessions"]})
 
     assert answer.status_code == 200
     assert set(answer.get_json()["row_counts"]) == {"sessions", "sessions__pages"}
-    assert {r["path"] for r in sim.sim.requests} == {"/sessions/v2"}
+    paths = [r["path"] for r in sim.sim.requests]
+    assert paths[0] == "/me" and set(paths[1:]) == {"/sessions/v2"}
+    assert answer.get_json()["key_check"]["status"] == 200
 
 
 @pytest.mark.parametrize(
@@ -266,7 +268,7 @@ def test_run_held_by_another_process_on_the_instance_gets_409(client: Any, loade
 
     assert busy.status_code == 409 and "in progress" in busy.get_json()["error"]
     assert after.status_code == 200
-    assert {r["resource"] for r in sim.sim.requests} == {"segments"}, "the refused run called nothing"
+    assert {r["resource"] for r in sim.sim.requests if r["path"] != "/me"} == {"segments"}, "the refused run called nothing"
 
 
 def test_upstream_failure_is_502_naming_resource_status_and_path(client: Any, sim: Any, sleeps: List[float]) -> None:
@@ -374,5 +376,5 @@ def test_real_functions_framework_process(served_function: str, loader_env: Dict
     assert (first.status_code, second.status_code, subset.status_code, bad.status_code) == (200, 200, 200, 400)
     assert first.json()["row_counts"] == expected
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
-    assert {r["path"] for r in sim.sim.requests[subset_from:]} == {"/sessions/v2"}
+    assert {r["path"] for r in sim.sim.requests[subset_from:]} == {"/me", "/sessions/v2"}
     assert first.headers["Content-Type"] == "application/json"

@@ -117,7 +117,7 @@ def test_long_unknown_name_and_many_unknown_fields_are_cut_short(service: Any) -
     assert (name_status, fields_status) == (400, 400)
     assert "'" + "x" * 40 + "...'" in name_body["error"] and "x" * 41 not in name_body["error"]
     assert "and 4995 more" in fields_body["error"] and "the only field is \"resources\"" in fields_body["error"]
-    assert max(len(name_body["error"]), len(fields_body["error"])) < 400
+    assert max(len(name_body["error"]), len(fields_body["error"])) < 600  # the list of valid names, and a few
 
 
 def test_repeated_unknown_name_is_counted_once(service: Any) -> None:
@@ -194,7 +194,7 @@ def test_function_still_runs_a_normal_body(client: Any, sim: Any) -> None:
 
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["row_counts"] == {"segments": 25}
-    assert {r["resource"] for r in sim.sim.requests} == {"segments"}
+    assert {r["resource"] for r in sim.sim.requests if r["path"] != "/me"} == {"segments"}
 
 
 @pytest.fixture
@@ -235,4 +235,4 @@ def test_served_function_refuses_large_and_streamed_bodies_and_keeps_serving(ser
     assert all(a.headers["Content-Type"] == "application/json" for a in (declared, streamed, nested, normal))
     assert "(4194304 bytes)" in declared.json()["error"] and "65536" in streamed.json()["error"]
     assert normal.json()["row_counts"] == {"segments": 25}
-    assert {r["resource"] for r in sim.sim.requests} == {"segments"}
+    assert {r["resource"] for r in sim.sim.requests if r["path"] != "/me"} == {"segments"}
