@@ -14,11 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
+from source.settings import DEFAULT_MAX_PAGES, EVENTS_DEFAULTS, REQUEST_DEFAULTS
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 DESTINATIONS = ("duckdb", "bigquery", "filesystem")
 
 SECRET_VERSION_PATTERN = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
+
+
+def _request(key: str) -> str:
+    return f"{REQUEST_DEFAULTS[key]:g}"
+
+
+def _events(key: str) -> str:
+    value = EVENTS_DEFAULTS[key]
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("DESTINATION__DUCKDB__MEMORY_LIMIT", "1GB", "DuckDB `memory_limit` for local runs (bounds the memory of large merges)."),
     Setting("DESTINATION__BIGQUERY__LOCATION", "US", "BigQuery location of the dataset (dlt's own setting).", deployed=True),
     Setting("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID", None, "BigQuery project (dlt's own setting). Default: the project of Application Default Credentials.", deployed=True),
+    Setting("BIGQUERY_EMULATOR_HOST", None, "Local runs and tests only: a BigQuery emulator's address (`http://127.0.0.1:<port>`, the Google client's own variable). Set: `DESTINATION=bigquery` loads into the emulator with static token credentials, `DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID` is required and `DATA_WRITER__DISABLE_COMPRESSION=true` is needed (the emulator does not read gzip). Never set it on the deployed function."),
     Setting("DESTINATION__FILESYSTEM__BUCKET_URL", None, "Folder or bucket for the `filesystem` destination. Default: `<DLT_DATA_DIR>/filesystem`."),
     Setting("SOURCES__ANALYTICS__BASE_URL", None, "Base URL of the analytics API (required).", deployed=True),
     Setting("SOURCES__ANALYTICS__UID", None, "`uid` query parameter of the sessions endpoint (required).", deployed=True),
@@ -52,14 +64,23 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("SOURCES__ANALYTICS__PROFILE", "seed", "Response shapes: `seed` (the specification) or `documented` (the real API's documented shapes).", deployed=True),
     Setting("SOURCES__ANALYTICS__AUTH_SCHEME", "bearer", "`bearer` (`Authorization: Bearer <key>`, the specification) or `basic` (`Authorization: Basic <key>`, the key as-is, as the real API documents).", deployed=True),
     Setting("SOURCES__ANALYTICS__SESSIONS_LIMIT", "1000", "`limit` sent to the sessions endpoint with the `documented` profile (it answers one page of at most `limit` sessions)."),
-    Setting("SOURCES__ANALYTICS__MAX_PAGES", "100000", "Most pages read from one resource in one run; a longer cursor chain fails that resource (an API that never ends its chain cannot hold a run)."),
+    Setting("SOURCES__ANALYTICS__MAX_PAGES", str(DEFAULT_MAX_PAGES), "Most pages read from one resource in one run; a longer cursor chain fails that resource (an API that never ends its chain cannot hold a run)."),
+    Setting("SOURCES__ANALYTICS__EXTRA_RESOURCES", None, "Resources beyond the seed added to the default run, comma-separated: `events`, `users`, `<settings>_history` (see Beyond the seed). A POST body may name them too."),
+    Setting("SOURCES__ANALYTICS__EVENTS_START", None, "RFC 3339 start of the first events window (e.g. `2026-01-01T00:00:00Z`); `events` is off until it is set."),
+    Setting("SOURCES__ANALYTICS__EVENTS_WINDOW_HOURS", _events("events_window_hours"), "Length of one events export window, 0.25 to 24 hours."),
+    Setting("SOURCES__ANALYTICS__EVENTS_DELAY_HOURS", _events("events_delay_hours"), "A window is exported once its end is this many hours past (event data settles for up to 24 h)."),
+    Setting("SOURCES__ANALYTICS__EVENTS_SEGMENT", _events("events_segment"), "Segment whose events are exported (`segmentId`)."),
+    Setting("SOURCES__ANALYTICS__EVENTS_MAX_WINDOWS", _events("events_max_windows"), "Most windows exported per run; a backfill continues on the next runs."),
+    Setting("SOURCES__ANALYTICS__EVENTS_POLL_SECONDS", _events("events_poll_seconds"), "Wait between two polls of an export operation."),
+    Setting("SOURCES__ANALYTICS__EVENTS_POLL_TIMEOUT_SECONDS", _events("events_poll_timeout_seconds"), "Longest wait for one export to complete before the resource fails."),
     Setting("RUN_DEADLINE_SECONDS", "1500", "Wall-clock budget of one run: at the deadline, resources still reading stop and are reported failed (`deadline`), and what completed is loaded. Terraform sets it below the function's timeout.", deployed=True),
     Setting("RUN_LOCK_BUCKET", None, "Cloud Storage bucket holding the cross-instance run lock (an object created only if absent). Unset: only the local working-folder lock (local runs).", deployed=True),
     Setting("RUN_LOCK_TTL_SECONDS", "1860", "Age after which a run lock left by a crashed run is taken over; longer than the function's timeout.", deployed=True),
-    Setting("RUNTIME__REQUEST_MAX_ATTEMPTS", None, "dlt: attempts per request, first try included (project default 4 = 3 retries, in `.dlt/config.toml`)."),
-    Setting("RUNTIME__REQUEST_BACKOFF_FACTOR", None, "dlt: exponential backoff factor in seconds (project default 2)."),
-    Setting("RUNTIME__REQUEST_TIMEOUT", None, "dlt: seconds to wait for an answer before the attempt counts as failed (project default 60)."),
-    Setting("RUNTIME__LOG_LEVEL", None, "dlt: log level (project default WARNING)."),
+    Setting("RUNTIME__REQUEST_MAX_ATTEMPTS", _request("request_max_attempts"), "dlt: attempts per request, first try included (the seed's 3 retries)."),
+    Setting("RUNTIME__REQUEST_BACKOFF_FACTOR", _request("request_backoff_factor"), "dlt: exponential backoff factor in seconds (waits 2, 4, 8 s; `Retry-After` is honoured)."),
+    Setting("RUNTIME__REQUEST_TIMEOUT", _request("request_timeout"), "Seconds an attempt may take for its whole answer (not each read) before it counts as failed."),
+    Setting("RUNTIME__REQUEST_MAX_RETRY_DELAY", _request("request_max_retry_delay"), "dlt: longest wait between attempts, in seconds (also caps `Retry-After`)."),
+    Setting("RUNTIME__LOG_LEVEL", "WARNING", "dlt: log level of dlt's own lines (`.dlt/config.toml`); the loader logs its figures at INFO."),
 )
 
 SETTINGS_BY_NAME: Dict[str, Setting] = {s.name: s for s in SETTINGS}
