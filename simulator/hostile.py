@@ -11,6 +11,8 @@ kinds:
   redirect        302 with an empty body (Location: /moved)
   key_types       `id` as numbers on page 1 and strings (some not numeric) after; `field` "int"/"str": all pages
   secret_fields   records carry credential-named fields (also nested)
+  deep_record     one record nested 150 levels deep
+  big_int         one record with an integer beyond 64 bits
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Dict, List, Tuple
 from simulator.data import seed_record
 
 KINDS = ("cursor_repeat", "cursor_cycle", "endless", "drip", "string_records", "null_selector", "redirect",
-         "key_types", "secret_fields")
+         "key_types", "secret_fields", "deep_record", "big_int")
 CYCLE = {"": "A", "A": "B", "B": "A"}
 CYCLE_OFFSET = {"": 0, "A": 1, "B": 2}
 SECRET_VALUE = "whsec-planted-9f3a"  # tests assert it never reaches the warehouse
@@ -58,6 +60,14 @@ def answer(fault: Any, resource: str, offset_token: str, page_size: int, total: 
             record["signingSecret"] = SECRET_VALUE
             record["auth"] = {"apiKey": SECRET_VALUE, "user": "hooks"}
             record["Password"] = SECRET_VALUE
+        return _ok(normal)
+    if kind in ("deep_record", "big_int"):
+        records = normal.get(resource, [])
+        if records:
+            nested: Any = 1
+            for _ in range(150):
+                nested = {"a": nested}
+            records[0]["detail"] = nested if kind == "deep_record" else {"count": 2**70}
         return _ok(normal)
     raise ValueError(f"unknown hostile kind {kind!r}")
 

@@ -298,6 +298,8 @@ def test_a_wrong_setting_is_500_naming_it_before_any_request(
     pytest.param("null_selector", "has 'eventDefs' (the data selector) set to null, not a list of records", id="null-selector"),
     pytest.param("redirect", "HTTP 302 Found from GET /webhooks/v1/event-types (page 1): a redirect to /moved, not followed", id="redirect"),
     pytest.param("not_json", "if the API answers in the documented shapes, set SOURCES__ANALYTICS__PROFILE=documented", id="not-json-suggests-profile"),
+    pytest.param("deep_record", "has a record nested more than 100 levels deep (at 'detail.a.a.a", id="deep-record"),
+    pytest.param("big_int", "has an integer beyond 64 bits in field 'detail.count'", id="integer-beyond-64-bits"),
 ])
 def test_odd_answers_get_a_message_that_says_what_was_found(
     sim: Any, loader_env: Dict[str, str], fresh_service: Any, kind: str, says: str
