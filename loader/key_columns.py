@@ -41,13 +41,10 @@ def migrate_key_columns(pipeline: Any, table_entries: Sequence[Mapping[str, Any]
     if not stale:
         return
     with pipeline.destination_client() as client:
-        converted = _convert(client, stale)
+        converted = [f"{t}.{c}" for t, c in _convert(client, stale)]
         with client.with_staging_dataset():
-            converted += _convert(client, stale)
-    log.warning(
-        "converted key columns to text (they arrive as numbers and as strings)",
-        extra={"run_id": run_id, "columns": [f"{t}.{c}" for t, c in converted]},
-    )
+            converted += [f"staging {t}.{c}" for t, c in _convert(client, stale)]
+    log.warning("converted key columns to text (they arrive as numbers and as strings)", extra={"run_id": run_id, "columns": converted})
 
 
 def _convert(client: Any, stale: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from loader.clustering import cluster_merge_tables
+from loader.destinations import destination_for
 from loader.environment import FunctionSettings
 from loader.logs import redact
-from loader.destinations import destination_for  # noqa: F401  (imported from here by tests and the bench)
-from loader.clustering import cluster_merge_tables
 from loader.run_history import record_run
 
 log = logging.getLogger("analytics_loader")

@@ -4,10 +4,15 @@ Starts the API simulator and the function (`functions-framework --target run_pip
 loopback ports, triggers a run over HTTP the way Cloud Scheduler does (POST, JSON body, bearer
 token header), prints the function's JSON answer and the rows per table read back from the
 DuckDB file, then stops everything it started, also on Ctrl-C or error.
+
+`--destination bigquery` (`make demo DESTINATION=bigquery`): the same run into a BigQuery
+emulator (`.venv-bqemu`, started by tests/bigquery_emulator.py's `BigQueryEmulator`) through dlt's
+BigQuery destination; the rows per table are read back through Google's BigQuery client.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -17,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
@@ -53,7 +58,22 @@ def table_counts(db: Path, dataset: str) -> Dict[str, int]:
         return {t: con.execute(f'select count(*) from "{dataset}"."{t}"').fetchone()[0] for t in tables}
 
 
-def main() -> int:
+def bigquery_table_counts(emulator: Any, dataset: str) -> Dict[str, int]:
+    """Rows per table, dlt's own tables left out, read through google-cloud-bigquery."""
+    client = emulator.client()
+    tables = sorted(t.table_id for t in client.list_tables(dataset) if not t.table_id.startswith("_dlt"))
+    sql = "select count(*) as n from `{}.{}.{}`"
+    return {t: next(iter(client.query(sql.format(emulator.project, dataset, t)).result()))["n"] for t in tables}
+
+
+def start_bigquery_emulator() -> Any:
+    sys.path.insert(0, str(ROOT))
+    from tests.bigquery_emulator import BigQueryEmulator
+
+    return BigQueryEmulator(WORK / "bigquery-emulator").start()
+
+
+def main(destination: str = "duckdb") -> int:
     import requests
 
     shutil.rmtree(WORK, ignore_errors=True)
@@ -62,8 +82,11 @@ def main() -> int:
     db = WORK / "warehouse.duckdb"
     procs: List[subprocess.Popen] = []
     bin_dir = Path(sys.executable).parent
+    emulator: Optional[Any] = None
 
     def stop_all(*_: object) -> None:
+        if emulator is not None:
+            emulator.stop()
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -75,6 +98,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     try:
+        if destination == "bigquery":
+            print("0/4 starting the BigQuery emulator (.venv-bqemu) on a free loopback port")
+            emulator = start_bigquery_emulator()
+            print(f"    {emulator.url}, project {emulator.project!r} (log: .demo/bigquery-emulator/emulator.log)")
         print(f"1/4 starting the API simulator on 127.0.0.1:{sim_port} ({SESSIONS} sessions, {OTHERS} rows per other resource)")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "simulator", "--port", str(sim_port), "--api-key", API_KEY, "--rows", str(OTHERS),
@@ -94,6 +121,8 @@ def main() -> int:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("API_KEY_SECRET", None)
+        if emulator is not None:
+            env.update(emulator.loader_env("analytics"))
         print(f"2/4 serving main.run_pipeline with functions-framework on 127.0.0.1:{fn_port} (logs: .demo/function.log)")
         procs.append(subprocess.Popen(
             [str(bin_dir / "functions-framework"), "--target", "run_pipeline", "--source", "main.py", "--host", "127.0.0.1", "--port", str(fn_port)],
@@ -109,10 +138,15 @@ def main() -> int:
         )
         print(f"    HTTP {answer.status_code} in {time.monotonic() - started:.1f} s")
         print(json.dumps(answer.json(), indent=2))
+        dataset = answer.json().get("dataset", "analytics")
+        if emulator is not None:
+            counts = bigquery_table_counts(emulator, dataset)
+            where = f"dataset {dataset!r} on the BigQuery emulator (read back through google-cloud-bigquery)"
         stop_all()
-
-        counts = table_counts(db, answer.json().get("dataset", "analytics"))
-        print(f"4/4 rows per table in {db.relative_to(ROOT)} (read back from DuckDB):")
+        if emulator is None:
+            counts = table_counts(db, dataset)
+            where = f"{db.relative_to(ROOT)} (read back from DuckDB)"
+        print(f"4/4 rows per table in {where}:")
         width = max((len(t) for t in counts), default=5)
         print(f"    {'table':<{width}}  rows")
         for table, rows in counts.items():
@@ -127,4 +161,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--destination", choices=("duckdb", "bigquery"), default=os.environ.get("DESTINATION") or "duckdb",
+                        help="the warehouse: DuckDB (default) or the BigQuery emulator")
+    sys.exit(main(parser.parse_args().destination))

@@ -16,6 +16,9 @@ os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 from simulator import SimConfig, Simulator, SimulatorServer  # noqa: E402
 from simulator.expected import expected_counts  # noqa: E402
 
+# the BigQuery emulator fixtures (tests/bigquery_emulator.py)
+pytest_plugins = ["bigquery_emulator"]
+
 API_KEY = "test-key-5f1c9e77"  # what the simulator accepts; tests assert it is never leaked
 UID = "u1"
 
@@ -67,12 +70,13 @@ def fresh_service(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def table_counts(duckdb_path: str, dataset: str = "analytics") -> Dict[str, int]:
-    """Rows per table (dlt's own tables left out) in a DuckDB file."""
+    """Rows per table (dlt's own tables and the run history `_loader_runs` left out) in a DuckDB file."""
     import duckdb
 
     with duckdb.connect(duckdb_path, read_only=True) as con:
         tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%'", [dataset]
+            "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%' "
+            "and table_name <> '_loader_runs'", [dataset]
         ).fetchall()]
         return {t: con.execute(f'select count(*) from "{dataset}"."{t}"').fetchone()[0] for t in sorted(tables)}
 

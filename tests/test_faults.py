@@ -94,7 +94,7 @@ def snapshot(path: str) -> Dict[str, Any]:
     identity: Dict[str, str] = {}
     content: Dict[str, Any] = {}
     with duckdb.connect(path, read_only=True) as con:
-        for table in sorted((t for t in _tables(con) if not t.startswith("_dlt")), key=lambda t: t.count("__")):
+        for table in sorted((t for t in _tables(con) if not t.startswith("_dlt") and t != "_loader_runs"), key=lambda t: t.count("__")):
             canon = []
             for row in _rows(con, table):
                 data = {k: v for k, v in row.items() if k not in DLT_BOOKKEEPING}
@@ -270,7 +270,7 @@ def test_run_after_an_interrupted_one_drops_its_stale_package(
 
     assert status == 200, body
     assert table_counts(db) == {"segments": 25}
-    loads = {r[0] for r in query(db, f'select load_id from "{DATASET}"._dlt_loads')}
+    loads = {r[0] for r in query(db, f'select load_id from "{DATASET}"._dlt_loads where schema_name = \'analytics\'')}
     assert loads == set(body["load_ids"]) and not loads & set(stale)
     warned = [l for l in log_lines(capsys.readouterr().out) if l["message"].startswith("dropping pending load packages")]
     assert warned and warned[0]["load_ids"] == stale
@@ -461,7 +461,7 @@ def test_second_trigger_while_running_gets_409(
     assert status == 409
     assert "already in progress" in body["error"]
     assert first["answer"][0] == 200
-    assert len(sim.sim.arrivals) == 6, "only the first run called the API (3 pages x 2)"
+    assert len([a for a in sim.sim.arrivals if a["path"] != "/me"]) == 6, "only the first run called the API (3 pages x 2)"
     db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
     assert table_counts(db) == expected_for(expected, subset)
     sim.sim.configure(latency_ms=0)
@@ -509,7 +509,7 @@ def test_three_runs_leave_identical_tables(
     assert set(snapshots[0]) == set(expected)
     # merge replaced every row: only the last load's rows are left in the root tables
     assert load_ids_in(db, [t for t in expected if "__" not in t]) == set(load_ids[-1])
-    assert query(db, f'select load_id, status from "{DATASET}"._dlt_loads order by load_id') == [(i, 0) for run in load_ids for i in run]
+    assert query(db, f'select load_id, status from "{DATASET}"._dlt_loads where schema_name = \'analytics\' order by load_id') == [(i, 0) for run in load_ids for i in run]
 
 
 # -- 5. secrets -------------------------------------------------------------------------------
