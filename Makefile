@@ -6,7 +6,7 @@ BQEMU := .venv-bqemu
 PY := $(VENV)/bin/python
 TFSCHEMA := .cache/tfschema
 
-.PHONY: demo test bench clean venv tools tfschema bqemu
+.PHONY: demo test lint bench clean venv tools tfschema bqemu
 
 venv: $(VENV)/.installed
 tools: $(TOOLS)/.installed
@@ -40,8 +40,14 @@ $(TFSCHEMA)/index.json: tools/tfschema/wheels.txt tools/tfschema/manifest.py too
 demo: venv bqemu
 	$(PY) scripts/demo.py --destination $(or $(DESTINATION),duckdb)
 
-## test: the whole suite (unit, end-to-end against the simulator, Terraform checks)
-test: venv tools tfschema bqemu
+## lint: ruff (lint rules and formatting) on the tree, mypy on source/, loader/ and main.py (pyproject.toml)
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## test: lint, then the whole suite (unit, end-to-end against the simulator, Terraform checks)
+test: venv tools tfschema bqemu lint
 	CHECKOV_BIN=$(CURDIR)/$(TOOLS)/bin/checkov TFSCHEMA_CACHE=$(CURDIR)/$(TFSCHEMA) $(PY) -m pytest
 
 # The bench's own packages (matplotlib for the scale curve), on top of the loader's .venv; not deployed.
@@ -55,4 +61,4 @@ bench: venv $(VENV)/.bench-installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(BQEMU) $(TFSCHEMA) .demo .pytest_cache bench/out
+	rm -rf $(VENV) $(TOOLS) $(BQEMU) $(TFSCHEMA) .demo .pytest_cache .mypy_cache .ruff_cache bench/out

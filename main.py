@@ -10,15 +10,16 @@ from pathlib import Path
 
 import flask
 import functions_framework
+from flask.typing import ResponseReturnValue
 
 # dlt reads .dlt/config.toml from the project folder, whatever the working directory.
 os.environ.setdefault("DLT_PROJECT_DIR", str(Path(__file__).resolve().parent))
 
-from loader.service import handle, read_body  # noqa: E402  (after DLT_PROJECT_DIR is set)
+from loader.service import handle, read_body  # after DLT_PROJECT_DIR is set
 
 
 @functions_framework.http
-def run_pipeline(request):
+def run_pipeline(request: flask.Request) -> ResponseReturnValue:
     """Load the analytics API into the warehouse.
 
     Args:

@@ -55,7 +55,8 @@ def cluster_merge_tables(source: Any, destination: str) -> Dict[str, List[str]]:
             keys = [n for n, c in columns.items() if c.get("x-row-version")] or [ROW_KEY]
         else:  # delete-insert deletes by the primary key, or by the merge key when there is none
             keys = [n for n, c in columns.items() if c.get("primary_key")] or [
-                n for n, c in columns.items() if c.get("merge_key")]
+                n for n, c in columns.items() if c.get("merge_key")
+            ]
         if not keys:
             continue
         bigquery_adapter(resource, cluster=keys)

@@ -40,8 +40,10 @@ def destination_for(settings: FunctionSettings) -> Any:
                 f"DESTINATION__DUCKDB__CREDENTIALS file {Path(path).name!r} has the same name as DATASET_NAME "
                 f"{settings.dataset_name!r}; DuckDB cannot tell them apart: rename the file (e.g. warehouse.duckdb)"
             )
-        limit = (os.environ.get("DESTINATION__DUCKDB__MEMORY_LIMIT")
-                 or SETTINGS_BY_NAME["DESTINATION__DUCKDB__MEMORY_LIMIT"].default)
+        limit = (
+            os.environ.get("DESTINATION__DUCKDB__MEMORY_LIMIT")
+            or SETTINGS_BY_NAME["DESTINATION__DUCKDB__MEMORY_LIMIT"].default
+        )
         return dlt.destinations.duckdb(
             credentials=DuckDbCredentials(path, global_config={"memory_limit": limit}),
             # jsonl, as BigQuery loads: DuckDB reads it with read_json, several times faster than
@@ -83,12 +85,15 @@ def bigquery_destination(env: Optional[Mapping[str, str]] = None) -> Any:
         )
     from google.oauth2.credentials import Credentials
 
-    log.warning(f"BigQuery emulator in use at {host} (set by {EMULATOR_HOST}): nothing is loaded into Google BigQuery",
-                extra={"bigquery_emulator_host": host, "project": project})
+    log.warning(
+        f"BigQuery emulator in use at {host} (set by {EMULATOR_HOST}): nothing is loaded into Google BigQuery",
+        extra={"bigquery_emulator_host": host, "project": project},
+    )
     if (env.get(UNCOMPRESSED) or "").strip().lower() not in ("true", "1"):
         # not refused: dlt may read it from a toml file too
-        log.warning(f"{UNCOMPRESSED} is not true: the emulator cannot read dlt's gzip load files; "
-                    f"set {UNCOMPRESSED}=true")
+        log.warning(
+            f"{UNCOMPRESSED} is not true: the emulator cannot read dlt's gzip load files; set {UNCOMPRESSED}=true"
+        )
     # The google client sends every call to BIGQUERY_EMULATOR_HOST by itself; dlt needs credentials
     # it treats as valid (it refuses anonymous ones and expires env-only tokens): a static token.
     # dlt takes Google's native credentials too, though its signature names only its own specs

@@ -46,46 +46,196 @@ class Setting:
 
 
 SETTINGS: Tuple[Setting, ...] = (
-    Setting("DESTINATION", "duckdb", "Warehouse: `duckdb` (embedded, local), `bigquery` (deployed) or `filesystem` (jsonl files; benchmarks).", deployed=True),
+    Setting(
+        "DESTINATION",
+        "duckdb",
+        "Warehouse: `duckdb` (embedded, local), `bigquery` (deployed) or `filesystem` (jsonl files; benchmarks).",
+        deployed=True,
+    ),
     Setting("DATASET_NAME", "analytics", "Dataset (schema) the tables are loaded into.", deployed=True),
     Setting("PIPELINE_NAME", "analytics", "dlt pipeline name (names the working folder and the state)."),
-    Setting("API_KEY_SECRET", None, "Secret Manager version `projects/<p>/secrets/<s>/versions/<v|latest>` holding the API key; read at run time. Unset: the key comes from `SOURCES__ANALYTICS__API_KEY` / `.dlt/secrets.toml`.", deployed=True),
-    Setting("API_KEY_CACHE_SECONDS", "300", "How long a warm instance reuses the key read from Secret Manager before reading it again (a rotated key takes effect within this time)."),
-    Setting("DLT_DATA_DIR", "/tmp/analytics-loader", "dlt working folder (pipelines, load packages). Must be writable: under /tmp on Cloud Functions.", deployed=True),
-    Setting("DESTINATION__DUCKDB__CREDENTIALS", None, "DuckDB database file. Default: `warehouse.duckdb` in the project folder (its name must differ from `DATASET_NAME`)."),
-    Setting("DESTINATION__DUCKDB__MEMORY_LIMIT", "1GB", "DuckDB `memory_limit` for local runs (bounds the memory of large merges)."),
-    Setting("DESTINATION__BIGQUERY__LOCATION", "US", "BigQuery location of the dataset (dlt's own setting).", deployed=True),
-    Setting("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID", None, "BigQuery project (dlt's own setting). Default: the project of Application Default Credentials.", deployed=True),
-    Setting("BIGQUERY_EMULATOR_HOST", None, "Local runs and tests only: a BigQuery emulator's address (`http://127.0.0.1:<port>`, the Google client's own variable). Set: `DESTINATION=bigquery` loads into the emulator with static token credentials, `DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID` is required and `DATA_WRITER__DISABLE_COMPRESSION=true` is needed (the emulator does not read gzip). Never set it on the deployed function."),
-    Setting("DESTINATION__FILESYSTEM__BUCKET_URL", None, "Folder or bucket for the `filesystem` destination. Default: `<DLT_DATA_DIR>/filesystem`."),
+    Setting(
+        "API_KEY_SECRET",
+        None,
+        "Secret Manager version `projects/<p>/secrets/<s>/versions/<v|latest>` holding the API key; read at run "
+        "time. Unset: the key comes from `SOURCES__ANALYTICS__API_KEY` / `.dlt/secrets.toml`.",
+        deployed=True,
+    ),
+    Setting(
+        "API_KEY_CACHE_SECONDS",
+        "300",
+        "How long a warm instance reuses the key read from Secret Manager before reading it again (a rotated key "
+        "takes effect within this time).",
+    ),
+    Setting(
+        "DLT_DATA_DIR",
+        "/tmp/analytics-loader",
+        "dlt working folder (pipelines, load packages). Must be writable: under /tmp on Cloud Functions.",
+        deployed=True,
+    ),
+    Setting(
+        "DESTINATION__DUCKDB__CREDENTIALS",
+        None,
+        "DuckDB database file. Default: `warehouse.duckdb` in the project folder (its name must differ from "
+        "`DATASET_NAME`).",
+    ),
+    Setting(
+        "DESTINATION__DUCKDB__MEMORY_LIMIT",
+        "1GB",
+        "DuckDB `memory_limit` for local runs (bounds the memory of large merges).",
+    ),
+    Setting(
+        "DESTINATION__BIGQUERY__LOCATION", "US", "BigQuery location of the dataset (dlt's own setting).", deployed=True
+    ),
+    Setting(
+        "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID",
+        None,
+        "BigQuery project (dlt's own setting). Default: the project of Application Default Credentials.",
+        deployed=True,
+    ),
+    Setting(
+        "BIGQUERY_EMULATOR_HOST",
+        None,
+        "Local runs and tests only: a BigQuery emulator's address (`http://127.0.0.1:<port>`, the Google client's "
+        "own variable). Set: `DESTINATION=bigquery` loads into the emulator with static token credentials, "
+        "`DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID` is required and `DATA_WRITER__DISABLE_COMPRESSION=true` is "
+        "needed (the emulator does not read gzip). Never set it on the deployed function.",
+    ),
+    Setting(
+        "DESTINATION__FILESYSTEM__BUCKET_URL",
+        None,
+        "Folder or bucket for the `filesystem` destination. Default: `<DLT_DATA_DIR>/filesystem`.",
+    ),
     Setting("SOURCES__ANALYTICS__BASE_URL", None, "Base URL of the analytics API (required).", deployed=True),
-    Setting("SOURCES__ANALYTICS__UID", None, "`uid` query parameter of the sessions endpoint (required).", deployed=True),
-    Setting("SOURCES__ANALYTICS__API_KEY", None, "The API key, when `API_KEY_SECRET` is unset (local runs).", secret=True),
-    Setting("SOURCES__ANALYTICS__PROFILE", "seed", "Response shapes: `seed` (the specification) or `documented` (the real API's documented shapes).", deployed=True),
-    Setting("SOURCES__ANALYTICS__AUTH_SCHEME", "bearer", "`bearer` (`Authorization: Bearer <key>`, the specification) or `basic` (`Authorization: Basic <key>`, the key as-is, as the real API documents).", deployed=True),
-    Setting("SOURCES__ANALYTICS__SESSIONS_LIMIT", "1000", "`limit` sent to the sessions endpoint with the `documented` profile (it answers one page of at most `limit` sessions)."),
-    Setting("SOURCES__ANALYTICS__MAX_PAGES", str(DEFAULT_MAX_PAGES), "Most pages read from one resource in one run; a longer cursor chain fails that resource (an API that never ends its chain cannot hold a run)."),
-    Setting("SOURCES__ANALYTICS__EXTRA_RESOURCES", None, "Resources beyond the seed added to the default run, comma-separated: `events`, `users`, `<settings>_history` (see Beyond the seed). A POST body may name them too."),
-    Setting("SOURCES__ANALYTICS__EVENTS_START", None, "RFC 3339 start of the first events window (e.g. `2026-01-01T00:00:00Z`); `events` is off until it is set."),
-    Setting("SOURCES__ANALYTICS__EVENTS_WINDOW_HOURS", _events("events_window_hours"), "Length of one events export window, 0.25 to 24 hours."),
-    Setting("SOURCES__ANALYTICS__EVENTS_DELAY_HOURS", _events("events_delay_hours"), "A window is exported once its end is this many hours past (event data settles for up to 24 h)."),
-    Setting("SOURCES__ANALYTICS__EVENTS_SEGMENT", _events("events_segment"), "Segment whose events are exported (`segmentId`)."),
-    Setting("SOURCES__ANALYTICS__EVENTS_MAX_WINDOWS", _events("events_max_windows"), "Most windows exported per run; a backfill continues on the next runs."),
-    Setting("SOURCES__ANALYTICS__EVENTS_POLL_SECONDS", _events("events_poll_seconds"), "Wait between two polls of an export operation."),
-    Setting("SOURCES__ANALYTICS__EVENTS_POLL_TIMEOUT_SECONDS", _events("events_poll_timeout_seconds"), "Longest wait for one export to complete before the resource fails."),
-    Setting("RUN_DEADLINE_SECONDS", "1500", "Wall-clock budget of one run: at the deadline, resources still reading stop and are reported failed (`deadline`), and what completed is loaded. Terraform sets it below the function's timeout.", deployed=True),
-    Setting("RUN_LOCK_BUCKET", None, "Cloud Storage bucket holding the cross-instance run lock (an object created only if absent). Unset: only the local working-folder lock (local runs).", deployed=True),
-    Setting("RUN_LOCK_TTL_SECONDS", "1860", "Age after which a run lock left by a crashed run is taken over; longer than the function's timeout.", deployed=True),
-    Setting("RUNTIME__REQUEST_MAX_ATTEMPTS", _request("request_max_attempts"), "dlt: attempts per request, first try included (the seed's 3 retries)."),
-    Setting("RUNTIME__REQUEST_BACKOFF_FACTOR", _request("request_backoff_factor"), "dlt: exponential backoff factor in seconds (waits 2, 4, 8 s; `Retry-After` is honoured)."),
-    Setting("RUNTIME__REQUEST_TIMEOUT", _request("request_timeout"), "Seconds an attempt may take for its whole answer (not each read) before it counts as failed."),
-    Setting("RUNTIME__REQUEST_MAX_RETRY_DELAY", _request("request_max_retry_delay"), "dlt: longest wait between attempts, in seconds (also caps `Retry-After`)."),
-    Setting("RUNTIME__LOG_LEVEL", "WARNING", "dlt: log level of dlt's own lines (`.dlt/config.toml`); the loader logs its figures at INFO."),
+    Setting(
+        "SOURCES__ANALYTICS__UID", None, "`uid` query parameter of the sessions endpoint (required).", deployed=True
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__API_KEY", None, "The API key, when `API_KEY_SECRET` is unset (local runs).", secret=True
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__PROFILE",
+        "seed",
+        "Response shapes: `seed` (the specification) or `documented` (the real API's documented shapes).",
+        deployed=True,
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__AUTH_SCHEME",
+        "bearer",
+        "`bearer` (`Authorization: Bearer <key>`, the specification) or `basic` (`Authorization: Basic <key>`, the "
+        "key as-is, as the real API documents).",
+        deployed=True,
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__SESSIONS_LIMIT",
+        "1000",
+        "`limit` sent to the sessions endpoint with the `documented` profile (it answers one page of at most `limit` "
+        "sessions).",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__MAX_PAGES",
+        str(DEFAULT_MAX_PAGES),
+        "Most pages read from one resource in one run; a longer cursor chain fails that resource (an API that never "
+        "ends its chain cannot hold a run).",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EXTRA_RESOURCES",
+        None,
+        "Resources beyond the seed added to the default run, comma-separated: `events`, `users`, "
+        "`<settings>_history` (see Beyond the seed). A POST body may name them too.",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EVENTS_START",
+        None,
+        "RFC 3339 start of the first events window (e.g. `2026-01-01T00:00:00Z`); `events` is off until it is set.",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EVENTS_WINDOW_HOURS",
+        _events("events_window_hours"),
+        "Length of one events export window, 0.25 to 24 hours.",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EVENTS_DELAY_HOURS",
+        _events("events_delay_hours"),
+        "A window is exported once its end is this many hours past (event data settles for up to 24 h).",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EVENTS_SEGMENT",
+        _events("events_segment"),
+        "Segment whose events are exported (`segmentId`).",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EVENTS_MAX_WINDOWS",
+        _events("events_max_windows"),
+        "Most windows exported per run; a backfill continues on the next runs.",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EVENTS_POLL_SECONDS",
+        _events("events_poll_seconds"),
+        "Wait between two polls of an export operation.",
+    ),
+    Setting(
+        "SOURCES__ANALYTICS__EVENTS_POLL_TIMEOUT_SECONDS",
+        _events("events_poll_timeout_seconds"),
+        "Longest wait for one export to complete before the resource fails.",
+    ),
+    Setting(
+        "RUN_DEADLINE_SECONDS",
+        "1500",
+        "Wall-clock budget of one run: at the deadline, resources still reading stop and are reported failed "
+        "(`deadline`), and what completed is loaded. Terraform sets it below the function's timeout.",
+        deployed=True,
+    ),
+    Setting(
+        "RUN_LOCK_BUCKET",
+        None,
+        "Cloud Storage bucket holding the cross-instance run lock (an object created only if absent). Unset: only "
+        "the local working-folder lock (local runs).",
+        deployed=True,
+    ),
+    Setting(
+        "RUN_LOCK_TTL_SECONDS",
+        "1860",
+        "Age after which a run lock left by a crashed run is taken over; longer than the function's timeout.",
+        deployed=True,
+    ),
+    Setting(
+        "RUNTIME__REQUEST_MAX_ATTEMPTS",
+        _request("request_max_attempts"),
+        "dlt: attempts per request, first try included (the seed's 3 retries).",
+    ),
+    Setting(
+        "RUNTIME__REQUEST_BACKOFF_FACTOR",
+        _request("request_backoff_factor"),
+        "dlt: exponential backoff factor in seconds (waits 2, 4, 8 s; `Retry-After` is honoured).",
+    ),
+    Setting(
+        "RUNTIME__REQUEST_TIMEOUT",
+        _request("request_timeout"),
+        "Seconds an attempt may take for its whole answer (not each read) before it counts as failed.",
+    ),
+    Setting(
+        "RUNTIME__REQUEST_MAX_RETRY_DELAY",
+        _request("request_max_retry_delay"),
+        "dlt: longest wait between attempts, in seconds (also caps `Retry-After`).",
+    ),
+    Setting(
+        "RUNTIME__LOG_LEVEL",
+        "WARNING",
+        "dlt: log level of dlt's own lines (`.dlt/config.toml`); the loader logs its figures at INFO.",
+    ),
 )
 
 SETTINGS_BY_NAME: Dict[str, Setting] = {s.name: s for s in SETTINGS}
 # What the deployed function cannot run without (Terraform must set each of these).
-REQUIRED_DEPLOYED = ("DESTINATION", "DATASET_NAME", "API_KEY_SECRET", "SOURCES__ANALYTICS__BASE_URL", "SOURCES__ANALYTICS__UID", "DLT_DATA_DIR")
+REQUIRED_DEPLOYED = (
+    "DESTINATION",
+    "DATASET_NAME",
+    "API_KEY_SECRET",
+    "SOURCES__ANALYTICS__BASE_URL",
+    "SOURCES__ANALYTICS__UID",
+    "DLT_DATA_DIR",
+)
 
 
 class SettingsError(ValueError):
@@ -112,6 +262,14 @@ def _get(env: Mapping[str, str], name: str) -> Optional[str]:
     return value.strip()
 
 
+def _get_defaulted(env: Mapping[str, str], name: str) -> str:
+    """A setting the table gives a default: never unset."""
+    value = _get(env, name)
+    if value is None:
+        raise TypeError(f"{name} has no default in SETTINGS: read it with _get")
+    return value
+
+
 def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
     """Read and check the function's own settings from the environment.
 
@@ -121,7 +279,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
     env = os.environ if env is None else env
     destination = (_get(env, "DESTINATION") or "").lower()
     if destination not in DESTINATIONS:
-        raise SettingsError(f"DESTINATION={destination!r} is not supported: set DESTINATION to one of {', '.join(DESTINATIONS)}")
+        raise SettingsError(
+            f"DESTINATION={destination!r} is not supported: set DESTINATION to one of {', '.join(DESTINATIONS)}"
+        )
     secret = _get(env, "API_KEY_SECRET")
     if secret is not None and not SECRET_VERSION_PATTERN.match(secret):
         raise SettingsError(
@@ -139,11 +299,11 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
             raise SettingsError(f"{name} must be letters, digits and underscores, got {_get(env, name)!r}")
     return FunctionSettings(
         destination=destination,
-        dataset_name=_get(env, "DATASET_NAME"),  # type: ignore[arg-type]
-        pipeline_name=_get(env, "PIPELINE_NAME"),  # type: ignore[arg-type]
+        dataset_name=_get_defaulted(env, "DATASET_NAME"),
+        pipeline_name=_get_defaulted(env, "PIPELINE_NAME"),
         api_key_secret=secret,
         api_key_cache_seconds=cache_seconds,
-        data_dir=Path(_get(env, "DLT_DATA_DIR")),  # type: ignore[arg-type]
+        data_dir=Path(_get_defaulted(env, "DLT_DATA_DIR")),
         run_deadline_seconds=deadline,
         run_lock_bucket=bucket,
         run_lock_ttl_seconds=lock_ttl,
@@ -151,9 +311,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> FunctionSettings:
 
 
 def _seconds(env: Mapping[str, str], name: str, minimum: float) -> float:
-    raw = _get(env, name)
+    raw = _get_defaulted(env, name)
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        value = float(raw)
     except ValueError:
         value = float("nan")
     if not value >= minimum or value == float("inf"):

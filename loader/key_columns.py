@@ -14,7 +14,9 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 log = logging.getLogger("analytics_loader")
 
 
-def stale_key_columns(pipeline: Any, table_entries: Sequence[Mapping[str, Any]], names: Sequence[str]) -> List[Tuple[str, str]]:
+def stale_key_columns(
+    pipeline: Any, table_entries: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> List[Tuple[str, str]]:
     """(table, column) pairs whose stored type is not text, for the resources `names`."""
     from source.settings import KEY_DATA_TYPE
 
@@ -35,7 +37,9 @@ def stale_key_columns(pipeline: Any, table_entries: Sequence[Mapping[str, Any]],
     return stale
 
 
-def migrate_key_columns(pipeline: Any, table_entries: Sequence[Mapping[str, Any]], names: Sequence[str], run_id: str) -> None:
+def migrate_key_columns(
+    pipeline: Any, table_entries: Sequence[Mapping[str, Any]], names: Sequence[str], run_id: str
+) -> None:
     """Convert stored key columns that are not text to text (no-op on a fresh or migrated warehouse)."""
     stale = stale_key_columns(pipeline, table_entries, names)
     if not stale:
@@ -44,7 +48,10 @@ def migrate_key_columns(pipeline: Any, table_entries: Sequence[Mapping[str, Any]
         converted = [f"{t}.{c}" for t, c in _convert(client, stale)]
         with client.with_staging_dataset():
             converted += [f"staging {t}.{c}" for t, c in _convert(client, stale)]
-    log.warning("converted key columns to text (they arrive as numbers and as strings)", extra={"run_id": run_id, "columns": converted})
+    log.warning(
+        "converted key columns to text (they arrive as numbers and as strings)",
+        extra={"run_id": run_id, "columns": converted},
+    )
 
 
 def _convert(client: Any, stale: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:

@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Set
 
 LOGGER_NAME = "analytics_loader"
@@ -54,11 +54,11 @@ class JsonLineHandler(logging.StreamHandler):
     def setFormatter(self, fmt: Any) -> None:  # noqa: N802 (logging's name)
         pass
 
-    def format(self, record: logging.LogRecord) -> str:  # noqa: A003
+    def format(self, record: logging.LogRecord) -> str:
         entry = {
             "severity": record.levelname if record.levelname != "WARN" else "WARNING",
             "message": record.getMessage(),
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
         if record.exc_info:

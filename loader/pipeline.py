@@ -27,8 +27,15 @@ from loader.run_history import record_run
 log = logging.getLogger("analytics_loader")
 
 # Resources that keep a cursor in dlt's state (source/events.py, source/history.py).
-INCREMENTAL = ("events", "blockrules_history", "domainsettings_history", "geosettings_history", "privacy_history",
-               "recordingfeatures_history", "sessionTargetingRules_history")
+INCREMENTAL = (
+    "events",
+    "blockrules_history",
+    "domainsettings_history",
+    "geosettings_history",
+    "privacy_history",
+    "recordingfeatures_history",
+    "sessionTargetingRules_history",
+)
 
 
 @dataclass
@@ -91,7 +98,9 @@ def root_table(table: str) -> str:
     return table.split("__", 1)[0]
 
 
-def run_load(settings: FunctionSettings, requested: Optional[Sequence[str]], api_key: Optional[str], run_id: str) -> RunResult:
+def run_load(
+    settings: FunctionSettings, requested: Optional[Sequence[str]], api_key: Optional[str], run_id: str
+) -> RunResult:
     """Load `resources` into the warehouse. Failures are isolated per resource.
 
     Two phases, one load package each: the short resources are extracted, normalized and loaded
@@ -108,7 +117,9 @@ def run_load(settings: FunctionSettings, requested: Optional[Sequence[str]], api
         config = resolve_source_config(api_key=api_key) if api_key is not None else resolve_source_config()
     except ConfigError as exc:
         if exc.setting == "SOURCES__ANALYTICS__API_KEY":
-            raise ConfigError(exc.setting, f"{exc}, or API_KEY_SECRET (a Secret Manager version holding the key)") from None
+            raise ConfigError(
+                exc.setting, f"{exc}, or API_KEY_SECRET (a Secret Manager version holding the key)"
+            ) from None
         raise
     redact.add(config.api_key)  # whatever its origin: env, secrets.toml or Secret Manager
     resources = list(requested) if requested is not None else [*RESOURCE_NAMES, *config.extra_resources]
@@ -127,7 +138,9 @@ def run_load(settings: FunctionSettings, requested: Optional[Sequence[str]], api
             # Packages of an earlier run that failed on this warm instance. Every run re-reads the
             # whole API and merges on the key, so dropping them loses nothing and never blocks.
             pending = pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()
-            log.warning("dropping pending load packages of an earlier failed run", extra={"run_id": run_id, "load_ids": pending})
+            log.warning(
+                "dropping pending load packages of an earlier failed run", extra={"run_id": run_id, "load_ids": pending}
+            )
             pipeline.drop_pending_packages()
         # On a cold start the local folder is empty: restore state and schema from the destination.
         pipeline.sync_destination()
@@ -142,7 +155,9 @@ def run_load(settings: FunctionSettings, requested: Optional[Sequence[str]], api
         cursors = snapshot_cursors(pipeline, SOURCE_NAME, [n for n in resources if n in INCREMENTAL])
         for phase in (first, last):
             if phase:
-                _extract_normalize_load(pipeline, source.with_resources(*phase), phase, options.figures, result, run_id, cursors)
+                _extract_normalize_load(
+                    pipeline, source.with_resources(*phase), phase, options.figures, result, run_id, cursors
+                )
     finally:
         options.cancel.set()  # nothing keeps reading after the run, whatever happened
         record_run(pipeline, run_id, started, resources, result, options.figures)  # _loader_runs, failed runs too
@@ -156,12 +171,21 @@ def run_load(settings: FunctionSettings, requested: Optional[Sequence[str]], api
 
 
 def _extract_normalize_load(
-    pipeline: Any, source: Any, resources: Sequence[str], figures: Any, result: RunResult, run_id: str, cursors: Dict[str, Any]
+    pipeline: Any,
+    source: Any,
+    resources: Sequence[str],
+    figures: Any,
+    result: RunResult,
+    run_id: str,
+    cursors: Dict[str, Any],
 ) -> None:
     """One phase: extract `resources`, drop what failed, normalize, load; add to `result`."""
     started = time.monotonic()
     extract_info = pipeline.extract(source)
-    log.info("extracted", extra={"run_id": run_id, "resources": list(resources), "seconds": round(time.monotonic() - started, 3)})
+    log.info(
+        "extracted",
+        extra={"run_id": run_id, "resources": list(resources), "seconds": round(time.monotonic() - started, 3)},
+    )
     naming = source.schema.naming
     tables = {naming.normalize_table_identifier(name): name for name in resources}
 
@@ -199,7 +223,12 @@ def _extract_normalize_load(
 
 
 def _normalize_isolated(
-    pipeline: Any, load_ids: Sequence[str], tables: Dict[str, str], figures: Any, result: RunResult, run_id: str,
+    pipeline: Any,
+    load_ids: Sequence[str],
+    tables: Dict[str, str],
+    figures: Any,
+    result: RunResult,
+    run_id: str,
     cursors: Dict[str, Any],
 ) -> Dict[str, int]:
     """Normalize; when a resource's file cannot be normalized, fail that resource, drop it and normalize again."""
@@ -217,7 +246,14 @@ def _normalize_isolated(
             if name is None or name in result.failed:
                 raise
             cause = job_failure_cause(getattr(exc.exception, "failed_message", None) or str(exc.exception))
-            _fail(result, name, figures.of(name), f"its records could not be normalized: {cause}", run_id, step="normalize")
+            _fail(
+                result,
+                name,
+                figures.of(name),
+                f"its records could not be normalized: {cause}",
+                run_id,
+                step="normalize",
+            )
             _drop(pipeline, load_ids, [t for t, n in tables.items() if n == name], run_id)
             if name in cursors:
                 _restore_cursors(pipeline, cursors, [name])
@@ -234,7 +270,10 @@ def job_failure_cause(message: Optional[str]) -> str:
     """The exception line of a dlt job's failure message (a traceback), without the traceback."""
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
     for line in reversed(lines):
-        if not line.startswith(("File ", "^", "~", "Traceback", "The above exception", "During handling")) and ":" in line:
+        if (
+            not line.startswith(("File ", "^", "~", "Traceback", "The above exception", "During handling"))
+            and ":" in line
+        ):
             return redact(line)[:500]
     return redact(lines[-1])[:500] if lines else "unknown cause"
 
@@ -253,8 +292,13 @@ def _fail(result: RunResult, name: str, f: Any, error: Any, run_id: str, step: s
         reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
     result.failed[name] = reason
     result.resources[name] = {
-        "status": "failed", "step": step, "reason": reason, "status_code": getattr(err, "status", None),
-        "path": getattr(err, "path", None) or f.path or None, "page": getattr(err, "page", None), **_figures(f),
+        "status": "failed",
+        "step": step,
+        "reason": reason,
+        "status_code": getattr(err, "status", None),
+        "path": getattr(err, "path", None) or f.path or None,
+        "page": getattr(err, "page", None),
+        **_figures(f),
     }
     if result.resources[name]["status_code"] == 403:
         from source.key_check import forbidden_message
@@ -262,10 +306,15 @@ def _fail(result: RunResult, name: str, f: Any, error: Any, run_id: str, step: s
         reason = f"{reason}; {forbidden_message(name, result.key_check.get('role'))}"
         result.failed[name] = result.resources[name]["reason"] = reason
     result.upstream_errors = True
-    log.error(f"resource {name} failed: {reason}", extra={"run_id": run_id, "resource": name, "step": step, **_figures(f)})
+    log.error(
+        f"resource {name} failed: {reason}", extra={"run_id": run_id, "resource": name, "step": step, **_figures(f)}
+    )
     return reason
 
 
 def _drop(pipeline: Any, load_ids: Sequence[str], tables: Sequence[str], run_id: str) -> None:
     removed = drop_extracted_tables(pipeline, load_ids, tables)
-    log.warning("dropped what the failed resources extracted", extra={"run_id": run_id, "tables": list(tables), "files": removed})
+    log.warning(
+        "dropped what the failed resources extracted",
+        extra={"run_id": run_id, "tables": list(tables), "files": removed},
+    )

@@ -63,12 +63,21 @@ def record_run(pipeline: Any, run_id: str, started: float, resources: Sequence[s
         log.info(f"run history {outcome}", extra={"run_id": run_id, "table": TABLE, "rows": len(rows)})
     except Exception as exc:  # the history must never turn a run's answer into another one
         cause = redact(str(exc)).splitlines()[0] if str(exc) else ""
-        log.error(f"run history not written to {TABLE}: {type(exc).__name__}: {cause}",
-                  extra={"run_id": run_id, "table": TABLE})
+        log.error(
+            f"run history not written to {TABLE}: {type(exc).__name__}: {cause}",
+            extra={"run_id": run_id, "table": TABLE},
+        )
 
 
-def history_rows(pipeline: Any, run_id: str, started_at: datetime, finished_at: datetime, resources: Sequence[str],
-                 result: Any, figures: Any) -> Tuple[List[Dict[str, Any]], bool]:
+def history_rows(
+    pipeline: Any,
+    run_id: str,
+    started_at: datetime,
+    finished_at: datetime,
+    resources: Sequence[str],
+    result: Any,
+    figures: Any,
+) -> Tuple[List[Dict[str, Any]], bool]:
     """The run's rows, and whether the run stopped at a step (some resource neither loaded nor failed on its own)."""
     loaded, stop_reason = _loaded_by_steps(pipeline, started_at)
     stop_reason = stop_reason or _in_flight_failure()
@@ -84,11 +93,20 @@ def history_rows(pipeline: Any, run_id: str, started_at: datetime, finished_at: 
         else:
             stopped = True
             status, error = FAILED, stop_reason or "the run stopped before this resource was loaded"
-        rows.append({
-            "run_id": run_id, "started_at": started_at, "finished_at": finished_at, "resource": name, "status": status,
-            "rows": int(f.rows), "pages": int(f.pages), "retries": int(f.retries), "seconds": float(f.seconds),
-            "error": redact(error)[:ERROR_CHARS] if error else None,
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "started_at": started_at,
+                "finished_at": finished_at,
+                "resource": name,
+                "status": status,
+                "rows": int(f.rows),
+                "pages": int(f.pages),
+                "retries": int(f.retries),
+                "seconds": float(f.seconds),
+                "error": redact(error)[:ERROR_CHARS] if error else None,
+            }
+        )
     return rows, stopped
 
 

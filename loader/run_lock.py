@@ -129,13 +129,17 @@ class RunLock:
         except Exception as exc:
             code = getattr(exc, "code", None)
             if code == 412:
-                message = (f"run lock {self.url} was taken over by another run (this one outlived "
-                           f"RUN_LOCK_TTL_SECONDS={self.ttl_seconds:g}); left to that run")
+                message = (
+                    f"run lock {self.url} was taken over by another run (this one outlived "
+                    f"RUN_LOCK_TTL_SECONDS={self.ttl_seconds:g}); left to that run"
+                )
             elif code == 404:
                 message = f"run lock {self.url} was already gone at release"
             else:
-                message = (f"run lock {self.url} could not be released: {_cause(exc)}; "
-                           f"the next run takes it over after RUN_LOCK_TTL_SECONDS={self.ttl_seconds:g}")
+                message = (
+                    f"run lock {self.url} could not be released: {_cause(exc)}; "
+                    f"the next run takes it over after RUN_LOCK_TTL_SECONDS={self.ttl_seconds:g}"
+                )
             level = logging.WARNING if code in (404, 412) else logging.ERROR
             log.log(level, message, extra={"run_id": held.run_id})
 

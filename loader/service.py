@@ -40,8 +40,8 @@ MAX_BODY_BYTES = 64 * 1024
 _SHOWN_NAMES, _SHOWN_CHARS = 5, 40
 
 
-class BadRequest(ValueError):
-    pass
+class BadRequestError(ValueError):
+    """The POST body is not one the function accepts; the message says what to send."""
 
 
 def _lock_working_folder(data_dir: Path) -> Optional[IO[str]]:
@@ -50,7 +50,7 @@ def _lock_working_folder(data_dir: Path) -> Optional[IO[str]]:
     The thread lock covers one process; this covers several workers sharing one instance's /tmp.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "run.lock", "w")
+    handle = open(data_dir / "run.lock", "w")  # noqa: SIM115 (the lock is held as long as the file stays open)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -95,22 +95,22 @@ def parse_body(raw: bytes) -> Optional[List[str]]:
     try:
         body = json.loads(text)
     except ValueError:
-        raise BadRequest(f'the body is not valid JSON: send {{}} or {{"resources": [...]}}; {valid}') from None
+        raise BadRequestError(f'the body is not valid JSON: send {{}} or {{"resources": [...]}}; {valid}') from None
     except RecursionError:
-        raise BadRequest(f'the body is nested too deeply: send {{}} or {{"resources": [...]}}; {valid}') from None
+        raise BadRequestError(f'the body is nested too deeply: send {{}} or {{"resources": [...]}}; {valid}') from None
     if not isinstance(body, dict):
-        raise BadRequest(f'the body must be a JSON object like {{"resources": ["sessions"]}}; {valid}')
+        raise BadRequestError(f'the body must be a JSON object like {{"resources": ["sessions"]}}; {valid}')
     unknown_keys = sorted(set(body) - {"resources"})
     if unknown_keys:
-        raise BadRequest(f'unknown field(s) {_some(unknown_keys)}: the only field is "resources"; {valid}')
+        raise BadRequestError(f'unknown field(s) {_some(unknown_keys)}: the only field is "resources"; {valid}')
     if "resources" not in body:
         return None
     names = body["resources"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise BadRequest(f'"resources" must be a non-empty list of resource names; {valid}')
+        raise BadRequestError(f'"resources" must be a non-empty list of resource names; {valid}')
     unknown = list(dict.fromkeys(n for n in names if n not in VALID_NAMES))
     if unknown:
-        raise BadRequest(f"unknown resource(s) {_some(unknown)}; {valid}")
+        raise BadRequestError(f"unknown resource(s) {_some(unknown)}; {valid}")
     return [n for n in VALID_NAMES if n in names]
 
 
@@ -119,7 +119,9 @@ def missing_settings_message(exc: Any) -> str:
     parts = []
     for name in getattr(exc, "fields", []):
         env = f"SOURCES__ANALYTICS__{name.upper()}"
-        where = f"{env} (or {name} under [sources.analytics] in .dlt/{'secrets' if name == 'api_key' else 'config'}.toml)"
+        where = (
+            f"{env} (or {name} under [sources.analytics] in .dlt/{'secrets' if name == 'api_key' else 'config'}.toml)"
+        )
         if name == "api_key":
             where = f"API_KEY_SECRET (a Secret Manager version) or {where}"
         parts.append(f"'{name}': set {where}")
@@ -138,12 +140,17 @@ def handle(method: str, raw_body: bytes, declared_length: Optional[int] = None) 
     size = max(len(raw_body), declared_length or 0)
     if size > MAX_BODY_BYTES:
         declared = f" ({declared_length} bytes)" if declared_length and declared_length > MAX_BODY_BYTES else ""
-        return 413, {"status": "error", "run_id": run_id, "error": (
-            f"the body is too large{declared}: the limit is {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // 1024} KiB); "
-            'send {} or {"resources": [...]}')}
+        return 413, {
+            "status": "error",
+            "run_id": run_id,
+            "error": (
+                f"the body is too large{declared}: the limit is {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // 1024} KiB); "
+                'send {} or {"resources": [...]}'
+            ),
+        }
     try:
         resources = parse_body(raw_body)
-    except BadRequest as exc:
+    except BadRequestError as exc:
         return 400, {"status": "error", "run_id": run_id, "error": str(exc)}
     if not _run_lock.acquire(blocking=False):
         return _busy(run_id)
@@ -200,8 +207,9 @@ def _run(resources: Optional[List[str]], run_id: str) -> Answer:
         return 200, body
     if any(r.get("status_code") in (401, 403) for r in result.resources.values()):
         forget_cached_keys()  # a rotated key: read it again on the next run
-    body["error"] = f"{len(result.failed)} of {len(result.resources)} resource(s) failed (the others loaded): " + "; ".join(
-        f"{name}: {reason}" for name, reason in result.failed.items()
+    body["error"] = (
+        f"{len(result.failed)} of {len(result.resources)} resource(s) failed (the others loaded): "
+        + "; ".join(f"{name}: {reason}" for name, reason in result.failed.items())
     )
     return 502, body
 
@@ -216,8 +224,10 @@ def _describe(exc: BaseException) -> str:
         if isinstance(seen, ConfigValueCannotBeCoercedException):
             kind = getattr(seen.hint, "__name__", str(seen.hint))
             example = ' (a JSON object, e.g. {"eventDefs": {"primary_key": "eventName"}})' if kind == "dict" else ""
-            return (f"setting SOURCES__ANALYTICS__{seen.field_name.upper()} ({seen.field_name} under [sources.analytics] "
-                    f"in .dlt/config.toml) is not a valid {kind}{example}")
+            return (
+                f"setting SOURCES__ANALYTICS__{seen.field_name.upper()} ({seen.field_name} under [sources.analytics] "
+                f"in .dlt/config.toml) is not a valid {kind}{example}"
+            )
         if isinstance(seen, (ConfigError, SettingsError)):
             return str(seen)
         seen = seen.__cause__ or seen.__context__
@@ -234,4 +244,9 @@ def _busy(run_id: str, message: str = BUSY) -> Answer:
 
 def _error(status: int, run_id: str, message: str, started: float) -> Answer:
     log.error(message, extra={"run_id": run_id})
-    return status, {"status": "error", "run_id": run_id, "error": message, "duration_s": round(time.monotonic() - started, 3)}
+    return status, {
+        "status": "error",
+        "run_id": run_id,
+        "error": message,
+        "duration_s": round(time.monotonic() - started, 3),
+    }

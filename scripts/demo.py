@@ -25,15 +25,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+# `python scripts/demo.py` puts scripts/ on the path, not the project
+sys.path.insert(0, str(ROOT))
+
+from simulator.local import free_port, table_counts  # noqa: E402 (after the path is set)
+
 WORK = ROOT / ".demo"
 API_KEY = "demo-key"
 SESSIONS, OTHERS = 500, 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, what: str, seconds: float = 60) -> None:
@@ -48,14 +47,10 @@ def wait_for_port(port: int, proc: subprocess.Popen, what: str, seconds: float =
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {seconds:.0f} s")
 
 
-def table_counts(db: Path, dataset: str) -> Dict[str, int]:
-    import duckdb
-
-    with duckdb.connect(str(db), read_only=True) as con:
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%' order by 1", [dataset]
-        ).fetchall()]
-        return {t: con.execute(f'select count(*) from "{dataset}"."{t}"').fetchone()[0] for t in tables}
+def start_process(args: List[str], log: Path, **popen: Any) -> subprocess.Popen:
+    """A process with its output in `log`; the child keeps its own handle, ours is closed at once."""
+    with open(log, "w") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **popen)
 
 
 def bigquery_table_counts(emulator: Any, dataset: str) -> Dict[str, int]:
@@ -67,7 +62,6 @@ def bigquery_table_counts(emulator: Any, dataset: str) -> Dict[str, int]:
 
 
 def start_bigquery_emulator() -> Any:
-    sys.path.insert(0, str(ROOT))
     from tests.bigquery_emulator import BigQueryEmulator
 
     return BigQueryEmulator(WORK / "bigquery-emulator").start()
@@ -102,12 +96,33 @@ def main(destination: str = "duckdb") -> int:
             print("0/4 starting the BigQuery emulator (.venv-bqemu) on a free loopback port")
             emulator = start_bigquery_emulator()
             print(f"    {emulator.url}, project {emulator.project!r} (log: .demo/bigquery-emulator/emulator.log)")
-        print(f"1/4 starting the API simulator on 127.0.0.1:{sim_port} ({SESSIONS} sessions, {OTHERS} rows per other resource)")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "simulator", "--port", str(sim_port), "--api-key", API_KEY, "--rows", str(OTHERS),
-             "--resource-rows", f"sessions={SESSIONS}", "--page-size", "50", "--latency-ms", "20"],
-            cwd=ROOT, stdout=open(WORK / "simulator.log", "w"), stderr=subprocess.STDOUT,
-        ))
+        print(
+            f"1/4 starting the API simulator on 127.0.0.1:{sim_port} "
+            f"({SESSIONS} sessions, {OTHERS} rows per other resource)"
+        )
+        procs.append(
+            start_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "simulator",
+                    "--port",
+                    str(sim_port),
+                    "--api-key",
+                    API_KEY,
+                    "--rows",
+                    str(OTHERS),
+                    "--resource-rows",
+                    f"sessions={SESSIONS}",
+                    "--page-size",
+                    "50",
+                    "--latency-ms",
+                    "20",
+                ],
+                WORK / "simulator.log",
+                cwd=ROOT,
+            )
+        )
         wait_for_port(sim_port, procs[-1], "simulator")
 
         env = {
@@ -123,18 +138,40 @@ def main(destination: str = "duckdb") -> int:
         env.pop("API_KEY_SECRET", None)
         if emulator is not None:
             env.update(emulator.loader_env("analytics"))
-        print(f"2/4 serving main.run_pipeline with functions-framework on 127.0.0.1:{fn_port} (logs: .demo/function.log)")
-        procs.append(subprocess.Popen(
-            [str(bin_dir / "functions-framework"), "--target", "run_pipeline", "--source", "main.py", "--host", "127.0.0.1", "--port", str(fn_port)],
-            cwd=ROOT, env=env, stdout=open(WORK / "function.log", "w"), stderr=subprocess.STDOUT,
-        ))
+        print(
+            f"2/4 serving main.run_pipeline with functions-framework on 127.0.0.1:{fn_port} (logs: .demo/function.log)"
+        )
+        procs.append(
+            start_process(
+                [
+                    str(bin_dir / "functions-framework"),
+                    "--target",
+                    "run_pipeline",
+                    "--source",
+                    "main.py",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(fn_port),
+                ],
+                WORK / "function.log",
+                cwd=ROOT,
+                env=env,
+            )
+        )
         wait_for_port(fn_port, procs[-1], "function")
 
         print("3/4 triggering a run as Cloud Scheduler does: POST {} with a bearer token")
         started = time.monotonic()
         answer = requests.post(
-            f"http://127.0.0.1:{fn_port}/", data=b"{}", timeout=300,
-            headers={"Content-Type": "application/json", "User-Agent": "Google-Cloud-Scheduler", "Authorization": "Bearer demo-oidc-token"},
+            f"http://127.0.0.1:{fn_port}/",
+            data=b"{}",
+            timeout=300,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "Google-Cloud-Scheduler",
+                "Authorization": "Bearer demo-oidc-token",
+            },
         )
         print(f"    HTTP {answer.status_code} in {time.monotonic() - started:.1f} s")
         print(json.dumps(answer.json(), indent=2))
@@ -144,7 +181,7 @@ def main(destination: str = "duckdb") -> int:
             where = f"dataset {dataset!r} on the BigQuery emulator (read back through google-cloud-bigquery)"
         stop_all()
         if emulator is None:
-            counts = table_counts(db, dataset)
+            counts = table_counts(db, dataset, run_history=True)
             where = f"{db.relative_to(ROOT)} (read back from DuckDB)"
         print(f"4/4 rows per table in {where}:")
         width = max((len(t) for t in counts), default=5)
@@ -162,6 +199,10 @@ def main(destination: str = "duckdb") -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--destination", choices=("duckdb", "bigquery"), default=os.environ.get("DESTINATION") or "duckdb",
-                        help="the warehouse: DuckDB (default) or the BigQuery emulator")
+    parser.add_argument(
+        "--destination",
+        choices=("duckdb", "bigquery"),
+        default=os.environ.get("DESTINATION") or "duckdb",
+        help="the warehouse: DuckDB (default) or the BigQuery emulator",
+    )
     sys.exit(main(parser.parse_args().destination))

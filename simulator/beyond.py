@@ -103,6 +103,7 @@ def config_of(sim: Any) -> BeyondConfig:
 
 # -- events ------------------------------------------------------------------------------------
 
+
 def _hour_count(config: BeyondConfig, hour: int) -> int:
     spread = (7 * hour + config.events_seed) % config.events_spread if config.events_spread > 0 else 0
     return max(0, config.events_per_hour + spread)
@@ -135,8 +136,7 @@ def event(hour: int, i: int, at_ms: int) -> Dict[str, Any]:
         "UserId": 7_000_000 + user,
         "SessionId": 9_000_000 + (hour * 13 + i // 4) % 1000,
         "PageId": 11_000_000 + (hour * 17 + i // 2) % 1000,
-        "EventStart": datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{at_ms % 1000:03d}Z",
+        "EventStart": datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z",
         "EventType": EVENT_TYPES[i % len(EVENT_TYPES)],
         "PageUrl": f"https://shop.example.com/p/{i % 11}",
         "PageBrowser": "Chrome" if i % 2 else "Firefox",
@@ -216,8 +216,17 @@ def exports_of(sim: Any) -> List[Dict[str, Any]]:
     """The exports created so far: window, polls, results asked, downloads (for tests)."""
     state = _state(sim)
     with state.lock:
-        return [{"start": e.start, "end": e.end, "polls": e.polls, "results_asked": e.results_asked,
-                 "downloads": e.downloads, "format": e.file_format} for e in state.exports.values()]
+        return [
+            {
+                "start": e.start,
+                "end": e.end,
+                "polls": e.polls,
+                "results_asked": e.results_asked,
+                "downloads": e.downloads,
+                "format": e.file_format,
+            }
+            for e in state.exports.values()
+        ]
 
 
 def _signature(export_id: str, expires: int) -> str:
@@ -237,6 +246,7 @@ def _rfc3339(moment: datetime) -> str:
 
 
 # -- dispatch ----------------------------------------------------------------------------------
+
 
 def resource_of(path: str) -> Optional[str]:
     """The resource a path belongs to, for the request log; None: not served here."""
@@ -267,8 +277,14 @@ def handle(handler: Any, method: str) -> None:
     length = int(headers.get("content-length") or 0)
     body = handler.rfile.read(length) if length else b""
     resource = resource_of(url.path)
-    entry = {"method": method, "path": url.path, "resource": resource, "params": query,
-             "authorization": headers.get("authorization"), "at": time.time()}
+    entry = {
+        "method": method,
+        "path": url.path,
+        "resource": resource,
+        "params": query,
+        "authorization": headers.get("authorization"),
+        "at": time.time(),
+    }
     sim.arrived(dict(entry))
     started = time.monotonic()
     status, extra, payload, cut = _answer(sim, method, url.path, query, headers, body)
@@ -288,8 +304,9 @@ def handle(handler: Any, method: str) -> None:
     handler.close_connection = True
 
 
-def _answer(sim: Any, method: str, path: str, query: Dict[str, str], headers: Dict[str, str],
-            body: bytes) -> Tuple[int, Dict[str, str], bytes, Optional[int]]:
+def _answer(
+    sim: Any, method: str, path: str, query: Dict[str, str], headers: Dict[str, str], body: bytes
+) -> Tuple[int, Dict[str, str], bytes, Optional[int]]:
     cfg = sim.config
     beyond = BeyondConfig.from_dict(cfg.beyond)
     if path.startswith(DOWNLOAD_PREFIX):
@@ -310,7 +327,7 @@ def _answer(sim: Any, method: str, path: str, query: Dict[str, str], headers: Di
     if path == EXPORTS_PATH:
         return (*_create_export(sim, beyond, body), None)
     if path.startswith(OPERATION_PREFIX):
-        return (*_operation(sim, beyond, path[len(OPERATION_PREFIX):]), None)
+        return (*_operation(sim, beyond, path[len(OPERATION_PREFIX) :]), None)
     if path.startswith(RESULTS_PREFIX):
         return (*_results(sim, beyond, path, headers), None)
     if path == USERS_PATH:
@@ -324,8 +341,13 @@ def _answer(sim: Any, method: str, path: str, query: Dict[str, str], headers: Di
 
 def _create_export(sim: Any, beyond: BeyondConfig, body: bytes) -> Tuple[int, Dict[str, str], bytes]:
     if beyond.export_status:
-        return beyond.export_status, {}, _json({
-            "message": "the segment export needs the data export add-on and an Architect key", "code": "forbidden"})
+        return (
+            beyond.export_status,
+            {},
+            _json(
+                {"message": "the segment export needs the data export add-on and an Architect key", "code": "forbidden"}
+            ),
+        )
     try:
         request = json.loads(body or b"{}")
     except ValueError:
@@ -340,7 +362,7 @@ def _create_export(sim: Any, beyond: BeyondConfig, body: bytes) -> Tuple[int, Di
         problems.append("format must be FORMAT_NDJSON or FORMAT_JSON")
     if start is None or end is None or not start < end:
         problems.append("timeRange needs RFC 3339 start < end")
-    if problems:
+    if problems or start is None or end is None:
         return 400, {}, _json({"message": "; ".join(problems), "code": "invalid_argument"})
     if request.get("segmentId") not in beyond.segments:
         return 404, {}, _json({"message": f"no segment {request.get('segmentId')!r}", "code": "not_found"})
@@ -348,7 +370,7 @@ def _create_export(sim: Any, beyond: BeyondConfig, body: bytes) -> Tuple[int, Di
     state = _state(sim)
     with state.lock:
         state.counter += 1
-        export = _Export(f"op-{state.counter}", f"se-{state.counter}", start, end, file_format)  # type: ignore[arg-type]
+        export = _Export(f"op-{state.counter}", f"se-{state.counter}", start, end, file_format)
         state.exports[export.operation_id] = export
         state.by_export_id[export.export_id] = export
     return 200, {}, _json({"operationId": export.operation_id})
@@ -362,22 +384,50 @@ def _operation(sim: Any, beyond: BeyondConfig, operation_id: str) -> Tuple[int, 
             return 404, {}, _json({"message": f"no operation {operation_id!r}", "code": "not_found"})
         export.polls += 1
         polls = export.polls
-    answer: Dict[str, Any] = {"id": operation_id, "type": "SEARCH_EXPORT", "createdAt": _rfc3339(datetime.now(UTC)),
-                              "details": None}
+    answer: Dict[str, Any] = {
+        "id": operation_id,
+        "type": "SEARCH_EXPORT",
+        "createdAt": _rfc3339(datetime.now(UTC)),
+        "details": None,
+    }
     if polls <= beyond.pending_polls:
         done = 100 * (polls - 1) // max(beyond.pending_polls, 1)
         return 200, {}, _json({**answer, "state": "PENDING", "estimatePctComplete": done})
     finished = _rfc3339(datetime.now(UTC))
     if _rfc3339(export.start) in beyond.failed_windows:
-        return 200, {}, _json({**answer, "state": "FAILED", "estimatePctComplete": 100, "finishedAt": finished,
-                               "errorDetails": beyond.failed_details})
-    return 200, {}, _json({**answer, "state": "COMPLETED", "estimatePctComplete": 100, "finishedAt": finished,
-                           "results": {"searchExportId": export.export_id,
-                                       "expires": _rfc3339(datetime.now(UTC) + timedelta(days=7))}})
+        return (
+            200,
+            {},
+            _json(
+                {
+                    **answer,
+                    "state": "FAILED",
+                    "estimatePctComplete": 100,
+                    "finishedAt": finished,
+                    "errorDetails": beyond.failed_details,
+                }
+            ),
+        )
+    return (
+        200,
+        {},
+        _json(
+            {
+                **answer,
+                "state": "COMPLETED",
+                "estimatePctComplete": 100,
+                "finishedAt": finished,
+                "results": {
+                    "searchExportId": export.export_id,
+                    "expires": _rfc3339(datetime.now(UTC) + timedelta(days=7)),
+                },
+            }
+        ),
+    )
 
 
 def _results(sim: Any, beyond: BeyondConfig, path: str, headers: Dict[str, str]) -> Tuple[int, Dict[str, str], bytes]:
-    export_id = path[len(RESULTS_PREFIX):].rsplit("/results", 1)[0] if path.endswith("/results") else ""
+    export_id = path[len(RESULTS_PREFIX) :].rsplit("/results", 1)[0] if path.endswith("/results") else ""
     state = _state(sim)
     with state.lock:
         export = state.by_export_id.get(export_id)
@@ -393,13 +443,14 @@ def _results(sim: Any, beyond: BeyondConfig, path: str, headers: Dict[str, str])
     return 200, {}, _json({"location": location, "expires": _rfc3339(expires)})
 
 
-def _download(sim: Any, beyond: BeyondConfig, path: str, query: Dict[str, str],
-              headers: Dict[str, str]) -> Tuple[int, Dict[str, str], bytes, Optional[int]]:
+def _download(
+    sim: Any, beyond: BeyondConfig, path: str, query: Dict[str, str], headers: Dict[str, str]
+) -> Tuple[int, Dict[str, str], bytes, Optional[int]]:
     if headers.get("authorization"):
         # signed storage URLs refuse a second credential (and the key must never reach storage)
         refusal = {"error": "an Authorization header is not allowed with a signed URL"}
         return beyond.auth_refusal_status, {}, _json(refusal), None
-    export_id = path[len(DOWNLOAD_PREFIX):].removesuffix(".gz")
+    export_id = path[len(DOWNLOAD_PREFIX) :].removesuffix(".gz")
     try:
         stamp = int(query.get("expires", ""))
     except ValueError:
@@ -422,6 +473,7 @@ def _download(sim: Any, beyond: BeyondConfig, path: str, query: Dict[str, str],
 
 # -- users, history ----------------------------------------------------------------------------
 
+
 def user(i: int) -> Dict[str, Any]:
     """User `i`: `properties` with nested objects on most, a list on some, none on every fifth."""
     record: Dict[str, Any] = {
@@ -433,8 +485,10 @@ def user(i: int) -> Dict[str, Any]:
         "app_url": f"https://app.example.com/users/{i}",
     }
     if i % 5 != 4:
-        record["properties"] = {"plan_str": "pro" if i % 2 else "free", "address": {"city_str": f"City {i % 4}",
-                                                                                    "geo": {"lat_real": i / 10}}}
+        record["properties"] = {
+            "plan_str": "pro" if i % 2 else "free",
+            "address": {"city_str": f"City {i % 4}", "geo": {"lat_real": i / 10}},
+        }
         if i % 3 == 0:
             record["properties"]["tags_strs"] = [f"t{i}", "vip"]
     return record
@@ -446,7 +500,11 @@ def _users(beyond: BeyondConfig, query: Dict[str, str]) -> Tuple[int, Dict[str, 
     if token and not offset:
         return 400, {}, _json({"message": f"bad page_token {token!r}", "code": "invalid_argument"})
     chunk = [user(i) for i in range(offset, min(offset + USERS_PAGE, beyond.users))]
-    answer: Dict[str, Any] = {"results": chunk, "total_records": str(beyond.users), "app_url": "https://app.example.com/users"}
+    answer: Dict[str, Any] = {
+        "results": chunk,
+        "total_records": str(beyond.users),
+        "app_url": "https://app.example.com/users",
+    }
     if offset + USERS_PAGE < beyond.users:
         answer["next_page_token"] = f"p{offset + USERS_PAGE}"
     return 200, {}, _json(answer)
@@ -456,8 +514,12 @@ def history_version(resource: str, j: int) -> Dict[str, Any]:
     """Version `j` (0 = the oldest) of a settings object; version j+1 is one hour newer."""
     at = HISTORY_T0 + timedelta(hours=j)
     return {
-        "metadata": {"lastUpdated": _rfc3339(at), "lastUpdatedBy": f"admin{j % 3}@example.com",
-                     "created": _rfc3339(HISTORY_T0), "createdBy": "owner@example.com"},
+        "metadata": {
+            "lastUpdated": _rfc3339(at),
+            "lastUpdatedBy": f"admin{j % 3}@example.com",
+            "created": _rfc3339(HISTORY_T0),
+            "createdBy": "owner@example.com",
+        },
         "revision": j,
         "enabled": j % 2 == 0,
         "object": resource.removesuffix("_history"),

@@ -22,21 +22,36 @@ from typing import Any, Dict, List, Tuple
 
 from simulator.data import seed_record
 
-KINDS = ("cursor_repeat", "cursor_cycle", "endless", "drip", "string_records", "null_selector", "redirect",
-         "key_types", "secret_fields", "deep_record", "big_int")
+KINDS = (
+    "cursor_repeat",
+    "cursor_cycle",
+    "endless",
+    "drip",
+    "string_records",
+    "null_selector",
+    "redirect",
+    "key_types",
+    "secret_fields",
+    "deep_record",
+    "big_int",
+)
 CYCLE = {"": "A", "A": "B", "B": "A"}
 CYCLE_OFFSET = {"": 0, "A": 1, "B": 2}
 SECRET_VALUE = "whsec-planted-9f3a"  # tests assert it never reaches the warehouse
 
 
-def answer(fault: Any, resource: str, offset_token: str, page_size: int, total: int, normal: Dict[str, Any]) -> Tuple[int, Dict[str, str], bytes]:
+def answer(
+    fault: Any, resource: str, offset_token: str, page_size: int, total: int, normal: Dict[str, Any]
+) -> Tuple[int, Dict[str, str], bytes]:
     """The answer for one request under a hostile `fault` (`normal`: the page the API would send)."""
     kind = fault.kind
     if kind == "cursor_repeat":
         return _ok({resource: _records(resource, 0, page_size), "nextPaginationToken": "A"})
     if kind == "cursor_cycle":
         start = CYCLE_OFFSET.get(offset_token, 0) * page_size
-        return _ok({resource: _records(resource, start, page_size), "nextPaginationToken": CYCLE.get(offset_token, "A")})
+        return _ok(
+            {resource: _records(resource, start, page_size), "nextPaginationToken": CYCLE.get(offset_token, "A")}
+        )
     if kind == "endless":
         start = int(offset_token or 0)
         return _ok({resource: _records(resource, start, page_size), "nextPaginationToken": str(start + page_size)})

@@ -75,7 +75,7 @@ class SimConfig:
         return self.resource_profiles.get(resource, self.profile)
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "SimConfig":
+    def from_dict(cls, data: Dict[str, Any]) -> SimConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -215,7 +215,10 @@ class Simulator:
             return False
         with self._lock:
             key = (resource, token)
-            if self._storm_in_row.get(key, 0) < self.config.storm_max_in_row and self._storm.random() < self.config.storm_rate:
+            if (
+                self._storm_in_row.get(key, 0) < self.config.storm_max_in_row
+                and self._storm.random() < self.config.storm_rate
+            ):
                 self._storm_in_row[key] = self._storm_in_row.get(key, 0) + 1
                 return True
             self._storm_in_row[key] = 0
@@ -262,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if drip:
                 for i in range(len(body)):
-                    self.wfile.write(body[i:i + 1])
+                    self.wfile.write(body[i : i + 1])
                     self.wfile.flush()
                     time.sleep(drip)
             else:
@@ -280,16 +283,29 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
         started = time.monotonic()
-        self.sim.arrived({
-            "method": "GET", "path": url.path, "resource": RESOURCE_BY_PATH.get(url.path), "params": query,
-            "authorization": headers.get("authorization"), "at": time.time(),
-        })
+        self.sim.arrived(
+            {
+                "method": "GET",
+                "path": url.path,
+                "resource": RESOURCE_BY_PATH.get(url.path),
+                "params": query,
+                "authorization": headers.get("authorization"),
+                "at": time.time(),
+            }
+        )
         status, extra, body = self.sim.answer(url.path, query, headers)
-        self.sim.log({
-            "method": "GET", "path": url.path, "resource": RESOURCE_BY_PATH.get(url.path), "params": query,
-            "authorization": headers.get("authorization"), "status": status, "at": time.time(),
-            "seconds": round(time.monotonic() - started, 4),
-        })
+        self.sim.log(
+            {
+                "method": "GET",
+                "path": url.path,
+                "resource": RESOURCE_BY_PATH.get(url.path),
+                "params": query,
+                "authorization": headers.get("authorization"),
+                "status": status,
+                "at": time.time(),
+                "seconds": round(time.monotonic() - started, 4),
+            }
+        )
         self._send(status, extra, body)
 
     def do_POST(self) -> None:
@@ -341,14 +357,16 @@ class SimulatorServer:
         handler = type("Handler", (_Handler,), {"sim": self.sim})
         self.httpd = _Server((host, port), handler)
         # a short poll interval: `stop()` returns within 50 ms instead of serve_forever's 0.5 s
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True
+        )
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
-    def start(self) -> "SimulatorServer":
+    def start(self) -> SimulatorServer:
         self.thread.start()
         return self
 
@@ -356,7 +374,7 @@ class SimulatorServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "SimulatorServer":
+    def __enter__(self) -> SimulatorServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -8,8 +8,12 @@ from source.settings import RESOURCE_NAMES
 
 __all__ = ["analytics_source", "resolve_source_config", "build_source", "RunOptions", "RESOURCE_NAMES"]
 
-_LAZY = {"analytics_source": "source.analytics", "resolve_source_config": "source.analytics",
-         "build_source": "source.build", "RunOptions": "source.build"}
+_LAZY = {
+    "analytics_source": "source.analytics",
+    "resolve_source_config": "source.analytics",
+    "build_source": "source.build",
+    "RunOptions": "source.build",
+}
 
 
 def __getattr__(name: str) -> Any:

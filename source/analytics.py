@@ -107,10 +107,16 @@ def resolve_source_config(
 
 def _checked(values: Dict[str, Any]) -> SourceConfig:
     return check_source_config(
-        values["base_url"], values["uid"], values["api_key"], values["profile"], values["auth_scheme"],
+        values["base_url"],
+        values["uid"],
+        values["api_key"],
+        values["profile"],
+        values["auth_scheme"],
         DEFAULT_SESSIONS_LIMIT if values["sessions_limit"] is None else values["sessions_limit"],
         DEFAULT_MAX_PAGES if values["max_pages"] is None else values["max_pages"],
-        values["resources"], runtime_values(), values["extra_resources"],
+        values["resources"],
+        runtime_values(),
+        values["extra_resources"],
         {k: v for k, v in values.items() if k.startswith("events_")},
     )
 

@@ -106,7 +106,9 @@ def _cleaned(pages: Iterator[Any], cleaner: RecordCleaner, figures: ResourceFigu
         records = page if isinstance(page, list) else [page]
         unloadable = cleaner.clean(records)
         if unloadable:
-            raise ResourceError(figures.name, f"GET {figures.path} answered {unloadable}: dlt cannot load it", path=figures.path)
+            raise ResourceError(
+                figures.name, f"GET {figures.path} answered {unloadable}: dlt cannot load it", path=figures.path
+            )
         figures.pages += 1
         yield page
 
@@ -116,7 +118,12 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
     figures = options.figures.of(name)
     pages = _pages(entry, config, figures, options.deadline)
     early = name in options.start_now
-    reader = ReadAhead(pages, depth=EARLY_READ_AHEAD_PAGES if early else READ_AHEAD_PAGES, deadline=options.deadline, cancel=options.cancel)
+    reader = ReadAhead(
+        pages,
+        depth=EARLY_READ_AHEAD_PAGES if early else READ_AHEAD_PAGES,
+        deadline=options.deadline,
+        cancel=options.cancel,
+    )
     if early:
         reader.start()
 
@@ -136,17 +143,22 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
     return resource
 
 
-def _pages(entry: Mapping[str, Any], config: SourceConfig, figures: ResourceFigures, deadline: Optional[float]) -> Iterator[Any]:
+def _pages(
+    entry: Mapping[str, Any], config: SourceConfig, figures: ResourceFigures, deadline: Optional[float]
+) -> Iterator[Any]:
     """The pages of one resource's cursor chain (a generator: nothing is sent until the first page is asked for)."""
     client = api_client(config, figures, deadline)
     paginator = (
-        JSONResponseCursorPaginator(cursor_path=CURSOR_PAGINATOR["cursor_path"], cursor_param=CURSOR_PAGINATOR["cursor_param"])
+        JSONResponseCursorPaginator(
+            cursor_path=CURSOR_PAGINATOR["cursor_path"], cursor_param=CURSOR_PAGINATOR["cursor_param"]
+        )
         if entry["paginate"]
         else SinglePagePaginator()
     )
     hooks: Dict[str, Any] = {"response": [response_check(entry, figures, config.profile, config.max_pages)]}
     # compiled once: dlt would parse the JSONPath again on every page
     selector = jsonpath.compile_path(entry["data_selector"])
-    for page in client.paginate(entry["path"], params=dict(entry["params"]), paginator=paginator,
-                                data_selector=selector, hooks=hooks):
+    for page in client.paginate(
+        entry["path"], params=dict(entry["params"]), paginator=paginator, data_selector=selector, hooks=hooks
+    ):
         yield list(page)

@@ -16,7 +16,9 @@ from source.settings import CURSOR_PAGINATOR, RETRY_STATUSES, SOURCE_NAME, WHOLE
 CURSOR = CURSOR_PAGINATOR["cursor_path"]
 
 
-def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profile: str, max_pages: int) -> Callable[..., None]:
+def response_check(
+    resource: Mapping[str, Any], figures: ResourceFigures, profile: str, max_pages: int
+) -> Callable[..., None]:
     """A response hook for one resource's chain in one run: counts pages and retries, raises clear errors.
 
     It runs on every HTTP answer (every attempt), before dlt reads the page, so a shape problem
@@ -36,7 +38,9 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
     figures.path = path
 
     def shape_error(response: Response, page: int, what: str) -> ResponseShapeError:
-        return ResponseShapeError(name, f"the answer from GET {path} (page {page}) {what}", status=response.status_code, path=path, page=page)
+        return ResponseShapeError(
+            name, f"the answer from GET {path} (page {page}) {what}", status=response.status_code, path=path, page=page
+        )
 
     def check(response: Response, *args: Any, **kwargs: Any) -> None:
         page = figures.pages + 1
@@ -47,15 +51,18 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
         try:
             body = response.json()
         except RecursionError:
-            raise shape_error(response, page, "is JSON nested too deep to read; nothing of this resource is loaded this run") from None
+            raise shape_error(
+                response, page, "is JSON nested too deep to read; nothing of this resource is loaded this run"
+            ) from None
         except ValueError:
             kind = response.headers.get("content-type")
             raise shape_error(
-                response, page, f"is not JSON (content-type {kind!r}, {len(response.content)} bytes); "
+                response,
+                page,
+                f"is not JSON (content-type {kind!r}, {len(response.content)} bytes); "
                 f"expected a JSON object with '{selector}' (the data selector); {switch}",
             ) from None
-        # dlt reads the page with response.json() next: hand it this parse instead of a second one
-        response.json = lambda **_: body  # type: ignore[method-assign]
+        keep_parsed(response, body)
         records = _select(body, selector, compiled)
         if records is None:
             if isinstance(body, dict) and selector in body:
@@ -69,13 +76,17 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
         not_objects = [r for r in records if not isinstance(r, dict)]
         if not_objects:
             raise shape_error(
-                response, page, f"has {len(not_objects)} of {len(records)} records that are not JSON objects "
+                response,
+                page,
+                f"has {len(not_objects)} of {len(records)} records that are not JSON objects "
                 f"(e.g. a {_kind(not_objects[0])}) under '{selector}'; {switch}",
             )
         token = body.get(CURSOR) if isinstance(body, dict) else None
         if not resource["paginate"] and token:
             raise shape_error(
-                response, page, f"has a '{CURSOR}' (more pages follow) but the {profile} profile reads "
+                response,
+                page,
+                f"has a '{CURSOR}' (more pages follow) but the {profile} profile reads "
                 f"one page only: part of the data would load; {switch}, or set {section} paginate = true",
             )
         for key in keys:
@@ -84,12 +95,16 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
                 raise MissingPrimaryKeyError(
                     name,
                     f"{missing} of {len(records)} records on page {page} of GET {path} have no primary key '{key}'; "
-                    f"set the key with {section} primary_key = \"<field>\" in .dlt/config.toml; {switch}",
-                    status=response.status_code, path=path, page=page,
+                    f'set the key with {section} primary_key = "<field>" in .dlt/config.toml; {switch}',
+                    status=response.status_code,
+                    path=path,
+                    page=page,
                 )
         unloadable = cleaner.clean(records)
         if unloadable:
-            raise shape_error(response, page, f"has {unloadable}: dlt cannot load it; nothing of this resource is loaded this run")
+            raise shape_error(
+                response, page, f"has {unloadable}: dlt cannot load it; nothing of this resource is loaded this run"
+            )
         if resource["paginate"] and token:
             _check_cursor(name, path, page, str(token), seen, max_pages)
         figures.pages += 1
@@ -97,19 +112,29 @@ def response_check(resource: Mapping[str, Any], figures: ResourceFigures, profil
     return check
 
 
+def keep_parsed(response: Response, body: Any) -> None:
+    """dlt reads the page with response.json() next: hand it this parse instead of a second one."""
+    response.json = lambda **_: body  # type: ignore[method-assign]  # an instance attribute shadows the method
+
+
 def _check_cursor(name: str, path: str, page: int, token: str, seen: Dict[str, int], max_pages: int) -> None:
     shown = token if len(token) <= 40 else f"{token[:37]}..."
     if token in seen:
         raise CursorChainError(
-            name, f"the cursor '{shown}' on page {page} of GET {path} was already returned on page {seen[token]}: "
+            name,
+            f"the cursor '{shown}' on page {page} of GET {path} was already returned on page {seen[token]}: "
             f"the API's cursor chain loops; nothing of this resource is loaded this run",
-            path=path, page=page,
+            path=path,
+            page=page,
         )
     if page >= max_pages:
         raise CursorChainError(
-            name, f"GET {path} still has a next page after {page} pages (the cap, SOURCES__ANALYTICS__MAX_PAGES={max_pages}); "
+            name,
+            f"GET {path} still has a next page after {page} pages (the cap, "
+            f"SOURCES__ANALYTICS__MAX_PAGES={max_pages}); "
             f"nothing of this resource is loaded this run: raise the cap if the API really holds this much",
-            path=path, page=page,
+            path=path,
+            page=page,
         )
     seen[token] = page
 
@@ -117,7 +142,9 @@ def _check_cursor(name: str, path: str, page: int, token: str, seen: Dict[str, i
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), type(value).__name__)
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _select(body: Any, selector: str, compiled: Any) -> Optional[List[Any]]:

@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import ReadTimeout
 
 from source.configuration import Runtime
-from source.errors import TRANSIENT_ERRORS, DeadlineExceeded
+from source.errors import TRANSIENT_ERRORS, DeadlineExceededError
 from source.settings import RETRY_STATUSES
 
 _CHUNK = 64 * 1024
@@ -44,7 +44,7 @@ class BoundedAdapter(HTTPAdapter):
         if self._deadline is not None:
             left = self._deadline - time.monotonic()
             if left <= 0:
-                raise DeadlineExceeded("the run deadline passed before the request was sent")
+                raise DeadlineExceededError("the run deadline passed before the request was sent")
             budget = min(budget, left) if budget else left
             timeout = _capped(timeout, left)
         try:
@@ -75,13 +75,17 @@ def _read_within(response: Response, budget: Optional[float]) -> None:
     chunks = []
     raw = response.raw
     while True:
-        chunk = raw.read1(_CHUNK, decode_content=True) if hasattr(raw, "read1") else raw.read(_CHUNK, decode_content=True)
+        chunk = (
+            raw.read1(_CHUNK, decode_content=True) if hasattr(raw, "read1") else raw.read(_CHUNK, decode_content=True)
+        )
         if not chunk:
             break
         chunks.append(chunk)
         if budget is not None and time.monotonic() - started > budget:
             response.close()
-            raise ReadTimeout(f"the answer took longer than {budget:g} s in all (RUNTIME__REQUEST_TIMEOUT)", request=response.request)
+            raise ReadTimeout(
+                f"the answer took longer than {budget:g} s in all (RUNTIME__REQUEST_TIMEOUT)", request=response.request
+            )
     # requests reads `raw` when `.content` is first asked for: the body is read once, here
     response.raw = io.BytesIO(b"".join(chunks))
 

@@ -21,13 +21,13 @@ from source.settings import (
     DEFAULT_MAX_PAGES,
     DEFAULT_PROFILE,
     DEFAULT_SESSIONS_LIMIT,
+    EVENTS_DEFAULTS,
+    EXTRA_RESOURCE_NAMES,
     OVERRIDE_TYPES,
     PARAM_PLACEHOLDERS,
     PROFILES,
     REQUEST_DEFAULTS,
     RESOURCE_DEFAULTS,
-    EVENTS_DEFAULTS,
-    EXTRA_RESOURCE_NAMES,
     RESOURCE_NAMES,
     RESOURCES,
     SOURCE_NAME,
@@ -96,7 +96,10 @@ def check_source_config(
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(env_name(key), f"missing setting '{key}': set {where(key, key == 'api_key')}")
     if profile not in PROFILES:
-        raise ConfigError(env_name("profile"), f"{env_name('profile')}={profile!r} is not a profile: set it to one of {', '.join(PROFILES)}")
+        raise ConfigError(
+            env_name("profile"),
+            f"{env_name('profile')}={profile!r} is not a profile: set it to one of {', '.join(PROFILES)}",
+        )
     if auth_scheme not in AUTH_SCHEMES:
         raise ConfigError(
             env_name("auth_scheme"),
@@ -126,12 +129,15 @@ def check_extra_resources(value: Any) -> Tuple[str, ...]:
         return ()
     names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(env_name("extra_resources"), f"{where('extra_resources')} must be a comma-separated list of names")
+        raise ConfigError(
+            env_name("extra_resources"), f"{where('extra_resources')} must be a comma-separated list of names"
+        )
     unknown = [n for n in names if n and n not in EXTRA_RESOURCE_NAMES]
     if unknown:
         raise ConfigError(
             env_name("extra_resources"),
-            f"{env_name('extra_resources')} names unknown resources {unknown[:5]}: valid names are {', '.join(EXTRA_RESOURCE_NAMES)}",
+            f"{env_name('extra_resources')} names unknown resources {unknown[:5]}: valid names are "
+            f"{', '.join(EXTRA_RESOURCE_NAMES)}",
         )
     return tuple(n for n in EXTRA_RESOURCE_NAMES if n in names)
 
@@ -149,7 +155,9 @@ def check_events(values: Mapping[str, Any]) -> Any:
             segment=str(_or(raw, "events_segment")).strip(),
             max_windows=_integer(_or(raw, "events_max_windows"), env_name("events_max_windows"), 1),
             poll_seconds=_number(_or(raw, "events_poll_seconds"), env_name("events_poll_seconds"), 0),
-            poll_timeout_seconds=_number(_or(raw, "events_poll_timeout_seconds"), env_name("events_poll_timeout_seconds"), 0, strict=True),
+            poll_timeout_seconds=_number(
+                _or(raw, "events_poll_timeout_seconds"), env_name("events_poll_timeout_seconds"), 0, strict=True
+            ),
         )
     except ValueError as exc:
         if isinstance(exc, ConfigError):
@@ -168,15 +176,23 @@ def check_base_url(url: str) -> str:
     name = env_name("base_url")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(name, f"{name} must be an https:// URL like https://api.example.com, got a value without scheme or host")
+        raise ConfigError(
+            name, f"{name} must be an https:// URL like https://api.example.com, got a value without scheme or host"
+        )
     if parts.username is not None or parts.password is not None:
         # it would be logged with every request and kept in dlt's trace; the key belongs in API_KEY settings
-        raise ConfigError(name, f"{name} must not carry credentials (user:password@): put the key in {where('api_key', True)}")
+        raise ConfigError(
+            name, f"{name} must not carry credentials (user:password@): put the key in {where('api_key', True)}"
+        )
     if parts.query or parts.fragment:
-        raise ConfigError(name, f"{name} must not have a query or fragment: give the API root, e.g. https://api.example.com")
+        raise ConfigError(
+            name, f"{name} must not have a query or fragment: give the API root, e.g. https://api.example.com"
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigError(
-            name, f"{name} is http:// to {parts.hostname}: the API key would travel in cleartext; use https:// (http is allowed on loopback only)"
+            name,
+            f"{name} is http:// to {parts.hostname}: the API key would travel in cleartext; "
+            "use https:// (http is allowed on loopback only)",
         )
     return url.rstrip("/")
 
@@ -194,10 +210,23 @@ def check_runtime(values: Mapping[str, Any]) -> Runtime:
     """dlt's `[runtime]` request settings, each a positive number (attempts a whole number)."""
     defaults = Runtime()
     return Runtime(
-        request_max_attempts=_integer(values.get("request_max_attempts", defaults.request_max_attempts), "RUNTIME__REQUEST_MAX_ATTEMPTS", 1, runtime=True),
-        request_backoff_factor=_number(values.get("request_backoff_factor", defaults.request_backoff_factor), "RUNTIME__REQUEST_BACKOFF_FACTOR", 0),
-        request_timeout=_number(values.get("request_timeout", defaults.request_timeout), "RUNTIME__REQUEST_TIMEOUT", 0, strict=True),
-        request_max_retry_delay=_number(values.get("request_max_retry_delay", defaults.request_max_retry_delay), "RUNTIME__REQUEST_MAX_RETRY_DELAY", 0),
+        request_max_attempts=_integer(
+            values.get("request_max_attempts", defaults.request_max_attempts),
+            "RUNTIME__REQUEST_MAX_ATTEMPTS",
+            1,
+            runtime=True,
+        ),
+        request_backoff_factor=_number(
+            values.get("request_backoff_factor", defaults.request_backoff_factor), "RUNTIME__REQUEST_BACKOFF_FACTOR", 0
+        ),
+        request_timeout=_number(
+            values.get("request_timeout", defaults.request_timeout), "RUNTIME__REQUEST_TIMEOUT", 0, strict=True
+        ),
+        request_max_retry_delay=_number(
+            values.get("request_max_retry_delay", defaults.request_max_retry_delay),
+            "RUNTIME__REQUEST_MAX_RETRY_DELAY",
+            0,
+        ),
     )
 
 
@@ -229,7 +258,9 @@ def _number(value: Any, name: str, minimum: float, strict: bool = False) -> floa
     ok = number > minimum if strict else number >= minimum
     if not ok or number == float("inf"):
         label = _runtime_where(name) if name.startswith("RUNTIME__") else name
-        raise ConfigError(name, f"setting {label} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        raise ConfigError(
+            name, f"setting {label} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}"
+        )
     return number
 
 
@@ -243,7 +274,10 @@ def effective_resources(profile: str, overrides: Any, values: Mapping[str, Any])
     overrides = _parse_overrides(overrides)
     unknown = sorted(set(overrides) - set(RESOURCE_NAMES))
     if unknown:
-        raise ConfigError(env_name("resources"), f"{section} names unknown resources {unknown}: valid names are {', '.join(RESOURCE_NAMES)}")
+        raise ConfigError(
+            env_name("resources"),
+            f"{section} names unknown resources {unknown}: valid names are {', '.join(RESOURCE_NAMES)}",
+        )
     table = []
     for entry in RESOURCES:
         name = entry["name"]
@@ -257,24 +291,35 @@ def effective_resources(profile: str, overrides: Any, values: Mapping[str, Any])
             "paginate": True,
             "keep_fields": [],
         }
-        layers = ((PROFILES[profile].get(name, {}), f"profile {profile}"), (overrides.get(name, {}), f"[sources.{SOURCE_NAME}.resources.{name}]"))
+        layers = (
+            (PROFILES[profile].get(name, {}), f"profile {profile}"),
+            (overrides.get(name, {}), f"[sources.{SOURCE_NAME}.resources.{name}]"),
+        )
         for layer, origin in layers:
             if not isinstance(layer, Mapping):
                 raise ConfigError(
                     env_name("resources"),
-                    f"{origin} must be a table of overrides (keys: {', '.join(OVERRIDE_TYPES)}), got {type(layer).__name__} {layer!r}",
+                    f"{origin} must be a table of overrides (keys: {', '.join(OVERRIDE_TYPES)}), got "
+                    f"{type(layer).__name__} {layer!r}",
                 )
             bad = sorted(set(layer) - set(OVERRIDE_TYPES))
             if bad:
-                raise ConfigError(env_name("resources"), f"{origin}: unknown keys {bad}; allowed: {', '.join(OVERRIDE_TYPES)}")
+                raise ConfigError(
+                    env_name("resources"), f"{origin}: unknown keys {bad}; allowed: {', '.join(OVERRIDE_TYPES)}"
+                )
             for key, value in layer.items():
                 checked = _check_override(key, value, f"{origin} {key}")
                 if key == "params":
                     flat["params"].update(checked)
                 else:
                     flat[key] = checked
-        flat["params"] = {k: fill_placeholders(v, values, f"[sources.{SOURCE_NAME}.resources.{name}] params.{k}") for k, v in flat["params"].items()}
-        flat["primary_key"] = [flat["primary_key"]] if isinstance(flat["primary_key"], str) else list(flat["primary_key"])
+        flat["params"] = {
+            k: fill_placeholders(v, values, f"[sources.{SOURCE_NAME}.resources.{name}] params.{k}")
+            for k, v in flat["params"].items()
+        }
+        flat["primary_key"] = (
+            [flat["primary_key"]] if isinstance(flat["primary_key"], str) else list(flat["primary_key"])
+        )
         table.append(flat)
     return table
 
@@ -291,7 +336,8 @@ def _parse_overrides(overrides: Any) -> Dict[str, Any]:
         raise ConfigError(
             env_name("resources"),
             f"setting {env_name('resources')} must be a JSON object of per-resource overrides, "
-            f'e.g. {{"eventDefs": {{"primary_key": "eventName"}}}} ([sources.{SOURCE_NAME}.resources.<name>] in .dlt/config.toml)',
+            f'e.g. {{"eventDefs": {{"primary_key": "eventName"}}}} '
+            f"([sources.{SOURCE_NAME}.resources.<name>] in .dlt/config.toml)",
         )
     return dict(overrides)
 
@@ -307,18 +353,27 @@ def _check_override(key: str, value: Any, label: str) -> Any:
         )
     elif key == "write_disposition":
         ok = value in WRITE_DISPOSITIONS or (
-            isinstance(value, Mapping) and value.get("disposition") in WRITE_DISPOSITIONS and all(isinstance(v, str) for v in value.values())
+            isinstance(value, Mapping)
+            and value.get("disposition") in WRITE_DISPOSITIONS
+            and all(isinstance(v, str) for v in value.values())
         )
     elif key == "paginate":
         ok = isinstance(value, bool)
     elif key == "params":
         ok = isinstance(value, Mapping) and all(
-            isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in value.items()
+            isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+            for k, v in value.items()
         )
     elif key == "path":
         parts = urlsplit(value) if isinstance(value, str) else None
         # an absolute URL would send the key to another host; `//host/...` is one too
-        ok = parts is not None and value.startswith("/") and not value.startswith("//") and not parts.scheme and not parts.netloc
+        ok = (
+            parts is not None
+            and value.startswith("/")
+            and not value.startswith("//")
+            and not parts.scheme
+            and not parts.netloc
+        )
     elif key == "keep_fields":
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
     if not ok:
@@ -334,12 +389,13 @@ def fill_placeholders(value: Any, values: Mapping[str, Any], label: str) -> Any:
     if not isinstance(value, str):
         return value
 
-    def fill(match: "re.Match[str]") -> str:
+    def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in PARAM_PLACEHOLDERS:
             raise ConfigError(
                 env_name("resources"),
-                f"{label} has the placeholder {{{name}}}: only {', '.join('{' + p + '}' for p in PARAM_PLACEHOLDERS)} are filled",
+                f"{label} has the placeholder {{{name}}}: "
+                f"only {', '.join('{' + p + '}' for p in PARAM_PLACEHOLDERS)} are filled",
             )
         return str(values[name])
 

@@ -2,10 +2,10 @@
 
 from typing import Optional
 
-from requests import ConnectionError as RequestsConnectionError, HTTPError, Response, Timeout
+from requests import ConnectionError as RequestsConnectionError
+from requests import HTTPError, Response, Timeout
 
 from source.settings import RETRY_STATUSES
-
 
 # Failures with no answer to check: dlt retries them, then the resource fails.
 TRANSIENT_ERRORS = (Timeout, RequestsConnectionError)
@@ -19,14 +19,22 @@ class ConfigError(ValueError):
         super().__init__(message)
 
 
-class DeadlineExceeded(Exception):
+class DeadlineExceededError(Exception):
     """The run's deadline (RUN_DEADLINE_SECONDS) passed before a resource finished reading."""
 
 
 class ResourceError(Exception):
     """A resource could not be loaded. `reason` is the text without the resource's name."""
 
-    def __init__(self, resource: str, reason: str, *, status: Optional[int] = None, path: Optional[str] = None, page: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        resource: str,
+        reason: str,
+        *,
+        status: Optional[int] = None,
+        path: Optional[str] = None,
+        page: Optional[int] = None,
+    ) -> None:
         self.resource = resource
         self.reason = reason
         self.status = status
@@ -51,12 +59,17 @@ class UpstreamHTTPError(HTTPError):
             where = response.headers.get("location")
             hint = f"a redirect{f' to {where}' if where else ''}, not followed: check SOURCES__ANALYTICS__BASE_URL"
         elif self.status in (401, 403):
-            hint = "the API key was rejected: check SOURCES__ANALYTICS__API_KEY / the API_KEY_SECRET version and SOURCES__ANALYTICS__AUTH_SCHEME"
+            hint = (
+                "the API key was rejected: check SOURCES__ANALYTICS__API_KEY / the API_KEY_SECRET version "
+                "and SOURCES__ANALYTICS__AUTH_SCHEME"
+            )
         elif self.status in RETRY_STATUSES:
             hint = "gave up after the retries (RUNTIME__REQUEST_MAX_ATTEMPTS)"
         else:
             hint = "not retried"
-        self.reason = f"HTTP {self.status} {response.reason or ''} from GET {self.path} (page {page}): {hint}".replace("  ", " ")
+        self.reason = f"HTTP {self.status} {response.reason or ''} from GET {self.path} (page {page}): {hint}".replace(
+            "  ", " "
+        )
         super().__init__(f"resource '{resource}': {self.reason}", response=response)
 
 
@@ -81,9 +94,10 @@ def _path_of(response: Response) -> str:
 def error_of(exc: BaseException) -> Optional[BaseException]:
     """The first ResourceError / UpstreamHTTPError in an exception's chain (dlt wraps them twice)."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (ResourceError, UpstreamHTTPError)):
-            return exc
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ResourceError, UpstreamHTTPError)):
+            return current
+        current = current.__cause__ or current.__context__
     return None

@@ -69,8 +69,12 @@ COLUMNS: Dict[str, Dict[str, Any]] = {
 
 def events_hints() -> Dict[str, Any]:
     """The dlt hints of the events table (a fresh copy): a window replaces its earlier load (no event key exists)."""
-    return {"name": EVENTS, "write_disposition": dict(WRITE_DISPOSITION), "merge_key": WINDOW_START,
-            "columns": {name: dict(column) for name, column in COLUMNS.items()}}
+    return {
+        "name": EVENTS,
+        "write_disposition": dict(WRITE_DISPOSITION),
+        "merge_key": WINDOW_START,
+        "columns": {name: dict(column) for name, column in COLUMNS.items()},
+    }
 
 
 def _utcnow() -> datetime:
@@ -111,19 +115,25 @@ class EventsSettings:
         if self.start is not None:
             parse_time(self.start, "SOURCES__ANALYTICS__EVENTS_START")
         if not MIN_WINDOW_HOURS <= float(self.window_hours) <= MAX_WINDOW_HOURS:
-            raise ValueError(f"SOURCES__ANALYTICS__EVENTS_WINDOW_HOURS={self.window_hours!r} is out of range: "
-                             f"set it between {MIN_WINDOW_HOURS} and {MAX_WINDOW_HOURS} hours")
+            raise ValueError(
+                f"SOURCES__ANALYTICS__EVENTS_WINDOW_HOURS={self.window_hours!r} is out of range: "
+                f"set it between {MIN_WINDOW_HOURS} and {MAX_WINDOW_HOURS} hours"
+            )
         if float(self.delay_hours) < 0:
-            raise ValueError(f"SOURCES__ANALYTICS__EVENTS_DELAY_HOURS={self.delay_hours!r} is negative: "
-                             "set it to 0 or more hours")
+            raise ValueError(
+                f"SOURCES__ANALYTICS__EVENTS_DELAY_HOURS={self.delay_hours!r} is negative: set it to 0 or more hours"
+            )
         if int(self.max_windows) < 1:
-            raise ValueError(f"SOURCES__ANALYTICS__EVENTS_MAX_WINDOWS={self.max_windows!r}: "
-                             "set it to 1 or more windows per run")
+            raise ValueError(
+                f"SOURCES__ANALYTICS__EVENTS_MAX_WINDOWS={self.max_windows!r}: set it to 1 or more windows per run"
+            )
         if not self.segment:
             raise ValueError("SOURCES__ANALYTICS__EVENTS_SEGMENT is empty: set it to a segment id (default everyone)")
         if float(self.poll_seconds) < 0 or float(self.poll_timeout_seconds) <= 0:
-            raise ValueError("SOURCES__ANALYTICS__EVENTS_POLL_SECONDS must be >= 0 and "
-                             "SOURCES__ANALYTICS__EVENTS_POLL_TIMEOUT_SECONDS > 0")
+            raise ValueError(
+                "SOURCES__ANALYTICS__EVENTS_POLL_SECONDS must be >= 0 and "
+                "SOURCES__ANALYTICS__EVENTS_POLL_TIMEOUT_SECONDS > 0"
+            )
         if self.format not in EVENT_FORMATS:
             raise ValueError(f"events format {self.format!r}: use one of {', '.join(EVENT_FORMATS)}")
         if int(self.location_attempts) < 1 or int(self.batch_rows) < 1:
@@ -167,8 +177,11 @@ class _NoAuthorizationAdapter(HTTPAdapter):
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if "Authorization" in request.headers:
-            raise ResourceError(EVENTS, "refused to send an Authorization header to the export's download URL "
-                                        "(the signed URL needs none; the API key must never leave for storage)")
+            raise ResourceError(
+                EVENTS,
+                "refused to send an Authorization header to the export's download URL "
+                "(the signed URL needs none; the API key must never leave for storage)",
+            )
         return super().send(request, *args, **kwargs)
 
 
@@ -203,21 +216,26 @@ def events_resource(
         A resource merging each window with delete-insert on `_window_start`.
     """
     if download.auth is not None or "Authorization" in download.headers:
-        raise ValueError("events: the download session carries auth; pass a plain one "
-                         "(source.events.download_session())")
+        raise ValueError(
+            "events: the download session carries auth; pass a plain one (source.events.download_session())"
+        )
     return dlt.resource(event_batches(client, download, settings, deadline), **events_hints())
 
 
-def event_batches(client: RESTClient, download: requests.Session, settings: EventsSettings,
-                  deadline: Optional[float] = None) -> Iterator[List[Dict[str, Any]]]:
+def event_batches(
+    client: RESTClient, download: requests.Session, settings: EventsSettings, deadline: Optional[float] = None
+) -> Iterator[List[Dict[str, Any]]]:
     """The rows of the finished windows, in batches; what `events_resource` wraps (`events_hints()`).
 
     To run it under a failure guard: `dlt.resource(guard(event_batches(...)), **events_hints())`.
     Reads and writes the `events` resource state, so it must run inside that resource.
     """
     if not settings.enabled:
-        raise ResourceError(EVENTS, "events are off: set SOURCES__ANALYTICS__EVENTS_START (RFC 3339, e.g. "
-                                    "2024-05-01T00:00:00Z) to the start of the first window to export")
+        raise ResourceError(
+            EVENTS,
+            "events are off: set SOURCES__ANALYTICS__EVENTS_START (RFC 3339, e.g. "
+            "2024-05-01T00:00:00Z) to the start of the first window to export",
+        )
     state = dlt.current.resource_state(EVENTS)
     at_start = state.get(STATE_KEY)
     begin = parse_time(settings.start, "SOURCES__ANALYTICS__EVENTS_START")
@@ -233,8 +251,9 @@ def event_batches(client: RESTClient, download: requests.Session, settings: Even
         rows = 0
         export = _export(client, download, settings, begin, end, deadline)
         if export is None:
-            log.warning(f"events: the run deadline came while window {rfc3339(begin)} was exported; "
-                        "the next run redoes it")
+            log.warning(
+                f"events: the run deadline came while window {rfc3339(begin)} was exported; the next run redoes it"
+            )
             break
         for batch in export:
             rows += len(batch)
@@ -248,8 +267,14 @@ def event_batches(client: RESTClient, download: requests.Session, settings: Even
         state[STATE_KEY] = rfc3339(begin)
 
 
-def _export(client: RESTClient, download: requests.Session, settings: EventsSettings, begin: datetime,
-            end: datetime, deadline: Optional[float]) -> Optional[Iterator[List[Dict[str, Any]]]]:
+def _export(
+    client: RESTClient,
+    download: requests.Session,
+    settings: EventsSettings,
+    begin: datetime,
+    end: datetime,
+    deadline: Optional[float],
+) -> Optional[Iterator[List[Dict[str, Any]]]]:
     """Create the export of one window and wait for it; its rows in batches, or None at the deadline."""
     window = f"[{rfc3339(begin)}, {rfc3339(end)})"
     body = {
@@ -262,16 +287,21 @@ def _export(client: RESTClient, download: requests.Session, settings: EventsSett
     created = _answer(_call(client.post, "POST", EXPORT_PATH, json=body), "POST", EXPORT_PATH, window)
     operation_id = created.get("operationId")
     if not operation_id:
-        raise ResourceError(EVENTS, f"POST {EXPORT_PATH} for window {window} answered no operationId "
-                                    f"(found: {', '.join(sorted(created)) or 'nothing'})", path=EXPORT_PATH)
+        raise ResourceError(
+            EVENTS,
+            f"POST {EXPORT_PATH} for window {window} answered no operationId "
+            f"(found: {', '.join(sorted(created)) or 'nothing'})",
+            path=EXPORT_PATH,
+        )
     export_id = _wait(client, str(operation_id), settings, window, deadline)
     if export_id is None:
         return None
     return _download_rows(client, download, settings, export_id, begin, end, window)
 
 
-def _wait(client: RESTClient, operation_id: str, settings: EventsSettings, window: str,
-          deadline: Optional[float]) -> Optional[str]:
+def _wait(
+    client: RESTClient, operation_id: str, settings: EventsSettings, window: str, deadline: Optional[float]
+) -> Optional[str]:
     """Poll the operation until COMPLETED (its searchExportId) or FAILED (raises); None at the deadline."""
     path = OPERATION_PATH.format(id=operation_id)
     give_up = time.monotonic() + float(settings.poll_timeout_seconds)
@@ -286,24 +316,38 @@ def _wait(client: RESTClient, operation_id: str, settings: EventsSettings, windo
         if status == "COMPLETED":
             export_id = (operation.get("results") or {}).get("searchExportId")
             if not export_id:
-                raise ResourceError(EVENTS, f"the export operation of window {window} completed without "
-                                            "results.searchExportId", path=OPERATION_PATH)
+                raise ResourceError(
+                    EVENTS,
+                    f"the export operation of window {window} completed without results.searchExportId",
+                    path=OPERATION_PATH,
+                )
             return str(export_id)
         if status == "FAILED":
             details = operation.get("errorDetails") or "no errorDetails given"
             raise ResourceError(EVENTS, f"the export of window {window} FAILED: {details}", path=OPERATION_PATH)
         now = time.monotonic()
         if now >= give_up:
-            raise ResourceError(EVENTS, f"the export of window {window} was still {status} after {polls} polls "
-                                        f"in {settings.poll_timeout_seconds:g} s: raise "
-                                        "SOURCES__ANALYTICS__EVENTS_POLL_TIMEOUT_SECONDS or shorten "
-                                        "SOURCES__ANALYTICS__EVENTS_WINDOW_HOURS", path=OPERATION_PATH)
+            raise ResourceError(
+                EVENTS,
+                f"the export of window {window} was still {status} after {polls} polls "
+                f"in {settings.poll_timeout_seconds:g} s: raise "
+                "SOURCES__ANALYTICS__EVENTS_POLL_TIMEOUT_SECONDS or shorten "
+                "SOURCES__ANALYTICS__EVENTS_WINDOW_HOURS",
+                path=OPERATION_PATH,
+            )
         limit = min(give_up, deadline) if deadline is not None else give_up
         time.sleep(max(0.0, min(float(settings.poll_seconds), limit - now)))
 
 
-def _download_rows(client: RESTClient, download: requests.Session, settings: EventsSettings, export_id: str,
-                   begin: datetime, end: datetime, window: str) -> Iterator[List[Dict[str, Any]]]:
+def _download_rows(
+    client: RESTClient,
+    download: requests.Session,
+    settings: EventsSettings,
+    export_id: str,
+    begin: datetime,
+    end: datetime,
+    window: str,
+) -> Iterator[List[Dict[str, Any]]]:
     """Ask for the file's location right before downloading it, again while it has expired."""
     path = RESULTS_PATH.format(id=export_id)
     attempts = int(settings.location_attempts)
@@ -312,8 +356,9 @@ def _download_rows(client: RESTClient, download: requests.Session, settings: Eve
         results = _answer(_call(client.get, "GET", path), "GET", RESULTS_PATH, window)
         location = results.get("location")
         if not location:
-            raise ResourceError(EVENTS, f"GET {RESULTS_PATH} for window {window} answered no location",
-                                path=RESULTS_PATH)
+            raise ResourceError(
+                EVENTS, f"GET {RESULTS_PATH} for window {window} answered no location", path=RESULTS_PATH
+            )
         expires = _expiry(results.get("expires"))
         # the last attempt downloads anyway: a skewed local clock must not stop the run
         if expires is not None and expires <= _utcnow() and attempt < attempts:
@@ -328,12 +373,19 @@ def _download_rows(client: RESTClient, download: requests.Session, settings: Eve
             continue
         if response.status_code != 200:
             response.close()
-            raise ResourceError(EVENTS, f"the download of window {window} from {_safe(str(location))} answered "
-                                        f"HTTP {response.status_code}", status=response.status_code)
+            raise ResourceError(
+                EVENTS,
+                f"the download of window {window} from {_safe(str(location))} answered HTTP {response.status_code}",
+                status=response.status_code,
+            )
         return _batches(response, settings.batch_rows, begin, end, window, str(location))
-    raise ResourceError(EVENTS, f"the export file of window {window} could not be downloaded in {attempts} tries of "
-                                f"its location ({last}): a signed URL is valid for minutes; check the clock and the "
-                                "network to storage", path=RESULTS_PATH)
+    raise ResourceError(
+        EVENTS,
+        f"the export file of window {window} could not be downloaded in {attempts} tries of "
+        f"its location ({last}): a signed URL is valid for minutes; check the clock and the "
+        "network to storage",
+        path=RESULTS_PATH,
+    )
 
 
 def _get_file(download: requests.Session, location: str) -> requests.Response:
@@ -343,8 +395,11 @@ def _get_file(download: requests.Session, location: str) -> requests.Response:
     try:
         return download.send(prepared, stream=True, allow_redirects=True)
     except TRANSIENT_ERRORS as exc:
-        raise ResourceError(EVENTS, f"no answer from the download URL {_safe(location)} on every attempt "
-                                    f"({type(exc).__name__}; RUNTIME__REQUEST_TIMEOUT)") from None
+        raise ResourceError(
+            EVENTS,
+            f"no answer from the download URL {_safe(location)} on every attempt "
+            f"({type(exc).__name__}; RUNTIME__REQUEST_TIMEOUT)",
+        ) from None
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -352,8 +407,9 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
-def _batches(response: requests.Response, batch_rows: int, begin: datetime, end: datetime, window: str,
-             location: str) -> Iterator[List[Dict[str, Any]]]:
+def _batches(
+    response: requests.Response, batch_rows: int, begin: datetime, end: datetime, window: str, location: str
+) -> Iterator[List[Dict[str, Any]]]:
     """The file's records, `batch_rows` at a time, each with its window; the file is never held whole."""
     rows = 0
     batch: List[Dict[str, Any]] = []
@@ -373,8 +429,11 @@ def _batches(response: requests.Response, batch_rows: int, begin: datetime, end:
         raise ResourceError(EVENTS, f"the export file of window {window} ({_safe(location)}): {exc}") from None
     except (OSError, EOFError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         # a connection reset or a short body mid-file
-        raise ResourceError(EVENTS, f"the download of window {window} broke off after {rows + len(batch)} rows "
-                                    f"({type(exc).__name__}); the window is exported again next run") from None
+        raise ResourceError(
+            EVENTS,
+            f"the download of window {window} broke off after {rows + len(batch)} rows "
+            f"({type(exc).__name__}); the window is exported again next run",
+        ) from None
     finally:
         response.close()
 
@@ -411,8 +470,9 @@ def read_records(stream: Any) -> Iterator[Dict[str, Any]]:
         if not magic:
             raise ExportFileError("the file is empty (expected gzip)")
         raise ExportFileError(f"not gzip (starts with {magic!r}, expected 1f 8b)")
-    inflated = io.BufferedReader(gzip.GzipFile(fileobj=io.BufferedReader(_Prefixed(magic, stream), _READ_BYTES)),
-                                 _READ_BYTES)
+    inflated = io.BufferedReader(
+        gzip.GzipFile(fileobj=io.BufferedReader(_Prefixed(magic, stream), _READ_BYTES)), _READ_BYTES
+    )
     first = _first_char(inflated)
     if first is None:
         return
@@ -504,8 +564,9 @@ def _json_array(stream: io.BufferedReader[Any]) -> Iterator[Dict[str, Any]]:
             if eof:
                 raise ExportFileError(f"an item of the JSON array is not JSON ({exc})") from None
             if len(buffer) - pos > MAX_RECORD_BYTES:
-                raise ExportFileError(f"an item of the JSON array is longer than {MAX_RECORD_BYTES >> 20} MiB "
-                                      "or not JSON") from None
+                raise ExportFileError(
+                    f"an item of the JSON array is longer than {MAX_RECORD_BYTES >> 20} MiB or not JSON"
+                ) from None
             more()
             continue
         pos = end
@@ -515,12 +576,17 @@ def _json_array(stream: io.BufferedReader[Any]) -> Iterator[Dict[str, Any]]:
 
 # -- answers of the API ------------------------------------------------------------------------
 
+
 def _call(method: Callable[..., requests.Response], verb: str, path: str, **kwargs: Any) -> requests.Response:
     try:
         return method(path, **kwargs)
     except TRANSIENT_ERRORS as exc:
-        raise ResourceError(EVENTS, f"no answer from {verb} {path} on every attempt ({type(exc).__name__}): check "
-                                    "SOURCES__ANALYTICS__BASE_URL, RUNTIME__REQUEST_TIMEOUT", path=path) from None
+        raise ResourceError(
+            EVENTS,
+            f"no answer from {verb} {path} on every attempt ({type(exc).__name__}): check "
+            "SOURCES__ANALYTICS__BASE_URL, RUNTIME__REQUEST_TIMEOUT",
+            path=path,
+        ) from None
 
 
 def _answer(response: requests.Response, verb: str, path: str, window: str) -> Dict[str, Any]:
@@ -529,14 +595,17 @@ def _answer(response: requests.Response, verb: str, path: str, window: str) -> D
     if status >= 400:
         message = _error_message(response)
         if status == 403:
-            reason = (f"HTTP 403 from {verb} {path} (window {window}){message}: the segment export needs "
-                      f"{EXPORT_ADD_ON}")
+            reason = f"HTTP 403 from {verb} {path} (window {window}){message}: the segment export needs {EXPORT_ADD_ON}"
         elif status == 401:
-            reason = (f"HTTP 401 from {verb} {path}{message}: the API key was rejected: check "
-                      "SOURCES__ANALYTICS__API_KEY / API_KEY_SECRET and SOURCES__ANALYTICS__AUTH_SCHEME")
+            reason = (
+                f"HTTP 401 from {verb} {path}{message}: the API key was rejected: check "
+                "SOURCES__ANALYTICS__API_KEY / API_KEY_SECRET and SOURCES__ANALYTICS__AUTH_SCHEME"
+            )
         elif status in RETRY_STATUSES:
-            reason = f"HTTP {status} from {verb} {path} (window {window}){message}: gave up after the retries " \
-                     "(RUNTIME__REQUEST_MAX_ATTEMPTS)"
+            reason = (
+                f"HTTP {status} from {verb} {path} (window {window}){message}: gave up after the retries "
+                "(RUNTIME__REQUEST_MAX_ATTEMPTS)"
+            )
         else:
             reason = f"HTTP {status} from {verb} {path} (window {window}){message}: not retried"
         raise ResourceError(EVENTS, reason, status=status, path=path)
@@ -545,8 +614,9 @@ def _answer(response: requests.Response, verb: str, path: str, window: str) -> D
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise ResourceError(EVENTS, f"the answer from {verb} {path} (window {window}) is not a JSON object",
-                            status=status, path=path)
+        raise ResourceError(
+            EVENTS, f"the answer from {verb} {path} (window {window}) is not a JSON object", status=status, path=path
+        )
     return body
 
 
@@ -586,6 +656,7 @@ def window_bounds(start: str, window_hours: float, count: int) -> List[Tuple[dat
 
 
 # -- cursors of the stateful resources (events, *_history) ---------------------------------------
+
 
 def snapshot_cursors(pipeline: Any, source_name: str, resources: Sequence[str]) -> Dict[str, Any]:
     """The resource states of `resources` (None: no state yet), to put back with `restore_cursors`."""

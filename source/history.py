@@ -27,6 +27,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Response
 
+from source.checks import keep_parsed
 from source.errors import ResourceError, ResponseShapeError, UpstreamHTTPError
 from source.events import parse_time, rfc3339
 from source.settings import HISTORY_LIMIT, HISTORY_PATHS
@@ -58,8 +59,12 @@ def history_resource(client: RESTClient, name: str, limit: int = HISTORY_LIMIT) 
 
 def history_hints(name: str) -> Dict[str, Any]:
     """The dlt hints of a history table (a fresh copy): merged on the version's time."""
-    return {"name": name, "write_disposition": "merge", "primary_key": KEY_COLUMN,
-            "columns": {KEY_COLUMN: {"data_type": "timestamp", "nullable": False}}}
+    return {
+        "name": name,
+        "write_disposition": "merge",
+        "primary_key": KEY_COLUMN,
+        "columns": {KEY_COLUMN: {"data_type": "timestamp", "nullable": False}},
+    }
 
 
 def history_versions(client: RESTClient, name: str, limit: int = HISTORY_LIMIT) -> Iterator[List[Dict[str, Any]]]:
@@ -86,18 +91,28 @@ def history_versions(client: RESTClient, name: str, limit: int = HISTORY_LIMIT) 
             body = None
         if not isinstance(body, dict) or not isinstance(body.get(SELECTOR), list):
             found = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-            raise ResponseShapeError(name, f"the answer from GET {path} (page {pages + 1}) has no list '{SELECTOR}' "
-                                           f"(found: {found})", status=response.status_code, path=path, page=pages + 1)
+            raise ResponseShapeError(
+                name,
+                f"the answer from GET {path} (page {pages + 1}) has no list '{SELECTOR}' (found: {found})",
+                status=response.status_code,
+                path=path,
+                page=pages + 1,
+            )
         token = next((body[k] for k in NEXT_PAGE_KEYS if body.get(k)), None)
         if token and token in seen:
-            raise ResourceError(name, f"GET {path} answered the next-page token {token!r} a second time: the pages "
-                                      "would loop", path=path, page=pages + 1)
+            raise ResourceError(
+                name,
+                f"GET {path} answered the next-page token {token!r} a second time: the pages would loop",
+                path=path,
+                page=pages + 1,
+            )
         seen.add(token)
-        response.json = lambda **_: body  # type: ignore[method-assign]  # parsed once, not again by dlt
+        keep_parsed(response, body)
 
     paginator = JSONResponseCursorPaginator(cursor_path="|".join(NEXT_PAGE_KEYS), cursor_param=PAGE_PARAM)
-    for page in client.paginate(path, params={"limit": limit}, paginator=paginator, data_selector=SELECTOR,
-                                hooks={"response": [check]}):
+    for page in client.paginate(
+        path, params={"limit": limit}, paginator=paginator, data_selector=SELECTOR, hooks={"response": [check]}
+    ):
         pages += 1
         rows = [_with_time(name, path, version) for version in page]
         times = [row["metadata"]["lastUpdated"] for row in rows]
@@ -120,11 +135,16 @@ def _with_time(name: str, path: str, version: Any) -> Dict[str, Any]:
     metadata = version.get("metadata") if isinstance(version, dict) else None
     value = metadata.get("lastUpdated") if isinstance(metadata, dict) else None
     if not isinstance(metadata, dict) or value in (None, ""):
-        raise ResourceError(name, f"a version from GET {path} has no metadata.lastUpdated: the history cannot be "
-                                  "loaded incrementally without it", path=path)
+        raise ResourceError(
+            name,
+            f"a version from GET {path} has no metadata.lastUpdated: the history cannot be "
+            "loaded incrementally without it",
+            path=path,
+        )
     try:
         metadata["lastUpdated"] = value if isinstance(value, datetime) else parse_time(value, "metadata.lastUpdated")
     except ValueError:
-        raise ResourceError(name, f"a version from GET {path} has metadata.lastUpdated={value!r}, not an RFC 3339 "
-                                  "time", path=path) from None
+        raise ResourceError(
+            name, f"a version from GET {path} has metadata.lastUpdated={value!r}, not an RFC 3339 time", path=path
+        ) from None
     return version

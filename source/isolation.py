@@ -12,12 +12,14 @@ from typing import Any, Iterator, Optional
 
 from requests import Timeout
 
-from source.errors import TRANSIENT_ERRORS, DeadlineExceeded, ResourceError, UpstreamHTTPError
+from source.errors import TRANSIENT_ERRORS, DeadlineExceededError, ResourceError, UpstreamHTTPError
 from source.figures import ResourceFigures
 from source.settings import RETRY_STATUSES
 
 
-def guarded(pages: Iterator[Any], figures: ResourceFigures, isolate: bool, started: Optional[float] = None) -> Iterator[Any]:
+def guarded(
+    pages: Iterator[Any], figures: ResourceFigures, isolate: bool, started: Optional[float] = None
+) -> Iterator[Any]:
     """Yield a resource's pages, counting rows and time; with `isolate`, record a failure instead of raising."""
     started = started if started is not None else time.monotonic()
     try:
@@ -27,7 +29,9 @@ def guarded(pages: Iterator[Any], figures: ResourceFigures, isolate: bool, start
     except Exception as exc:
         error = as_resource_error(exc, figures)
         figures.error = error
-        if isinstance(exc, TRANSIENT_ERRORS) or (isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES):
+        if isinstance(exc, TRANSIENT_ERRORS) or (
+            isinstance(error, UpstreamHTTPError) and error.status in RETRY_STATUSES
+        ):
             figures.retries = max(0, figures.retries - 1)  # the last attempt was given up on, not retried
         if not isolate:
             if error is exc:
@@ -41,15 +45,19 @@ def as_resource_error(exc: BaseException, figures: ResourceFigures) -> BaseExcep
     """Name the resource, path and page in errors that requests (or the deadline) raise without them."""
     path = figures.path
     page = figures.pages + 1
-    if isinstance(exc, DeadlineExceeded):
-        reason = (f"deadline: the run deadline (RUN_DEADLINE_SECONDS) passed while reading GET {path} (page {page}); "
-                  f"{figures.pages} page(s) read, none loaded; the next run reads it again")
+    if isinstance(exc, DeadlineExceededError):
+        reason = (
+            f"deadline: the run deadline (RUN_DEADLINE_SECONDS) passed while reading GET {path} (page {page}); "
+            f"{figures.pages} page(s) read, none loaded; the next run reads it again"
+        )
         return ResourceError(figures.name, reason, path=path, page=page)
     if not isinstance(exc, TRANSIENT_ERRORS):
         return exc
     if isinstance(exc, Timeout):
-        reason = (f"no complete answer from GET {path} (page {page}) within the request timeout, on every attempt "
-                  f"(RUNTIME__REQUEST_TIMEOUT, RUNTIME__REQUEST_MAX_ATTEMPTS)")
+        reason = (
+            f"no complete answer from GET {path} (page {page}) within the request timeout, on every attempt "
+            f"(RUNTIME__REQUEST_TIMEOUT, RUNTIME__REQUEST_MAX_ATTEMPTS)"
+        )
     else:
         reason = f"could not connect for GET {path} (page {page}), on every attempt: check SOURCES__ANALYTICS__BASE_URL"
     return ResourceError(figures.name, reason, path=path, page=page)

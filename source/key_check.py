@@ -71,5 +71,7 @@ def forbidden_message(resource: str, role: Optional[str]) -> str:
         reported = f"the key's role is unknown (GET {ME_PATH} failed)"
     needs = REQUIRED_ACCESS.get(resource)
     wanted = f"; {resource} needs {needs}" if needs else ""
-    return (f"HTTP 403 Forbidden: {reported}{wanted}. Use a key of that level "
-            f"(SOURCES__ANALYTICS__API_KEY / API_KEY_SECRET), or leave {resource} out of the run")
+    return (
+        f"HTTP 403 Forbidden: {reported}{wanted}. Use a key of that level "
+        f"(SOURCES__ANALYTICS__API_KEY / API_KEY_SECRET), or leave {resource} out of the run"
+    )

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any, Iterator, Optional
 
-from source.errors import DeadlineExceeded
+from source.errors import DeadlineExceededError
 
 _DONE = object()
 
@@ -24,21 +24,25 @@ class ReadAhead:
 
     With a `deadline` (a `time.monotonic()` value) the consumer waits for a page no longer than
     that: whatever the reading thread is stuck in (a hung answer, a retry's back-off), the run
-    goes on at the deadline with `DeadlineExceeded`; pages already read are still handed over.
+    goes on at the deadline with `DeadlineExceededError`; pages already read are still handed over.
     """
 
     def __init__(
-        self, pages: Iterator[Any], depth: int, deadline: Optional[float] = None, cancel: Optional[threading.Event] = None
+        self,
+        pages: Iterator[Any],
+        depth: int,
+        deadline: Optional[float] = None,
+        cancel: Optional[threading.Event] = None,
     ) -> None:
         self._pages = pages
-        self._ahead: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
+        self._ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._cancel = cancel or threading.Event()  # set by the run: every reader stops
         self._thread: Any = None
         self._deadline = deadline
         self.started_at: Optional[float] = None
 
-    def start(self) -> "ReadAhead":
+    def start(self) -> ReadAhead:
         if self._thread is None:
             self.started_at = time.monotonic()
             context = contextvars.copy_context()
@@ -88,4 +92,4 @@ class ReadAhead:
         try:
             return self._ahead.get(timeout=max(0.0, self._deadline - time.monotonic()))
         except queue.Empty:
-            raise DeadlineExceeded("the run deadline passed while the resource was still reading") from None
+            raise DeadlineExceededError("the run deadline passed while the resource was still reading") from None

@@ -43,7 +43,8 @@ class RecordCleaner:
         if new:
             self.reported.update(new)
             log.warning(
-                f"resource {self.resource}: dropped field(s) {', '.join(new)} (the names say secret/token/password/api key); "
+                f"resource {self.resource}: dropped field(s) {', '.join(new)} "
+                "(the names say secret/token/password/api key); "
                 f"to load them set [sources.{SOURCE_NAME}.resources.{self.resource}] keep_fields = [...]",
                 extra={"resource": self.resource, "dropped_fields": new},
             )

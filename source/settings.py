@@ -40,10 +40,19 @@ RESOURCES: List[Dict[str, Any]] = [
     {"name": "segments", "endpoint": {"path": "/segments/v1", "data_selector": "segments"}},
     {"name": "operations", "endpoint": {"path": "/operations/v1", "data_selector": "operations"}},
     {"name": "blockrules", "endpoint": {"path": "/settings/recording/v1/blocking", "data_selector": "blockrules"}},
-    {"name": "domainsettings", "endpoint": {"path": "/settings/recording/v1/domain", "data_selector": "domainsettings"}},
+    {
+        "name": "domainsettings",
+        "endpoint": {"path": "/settings/recording/v1/domain", "data_selector": "domainsettings"},
+    },
     {"name": "geosettings", "endpoint": {"path": "/settings/recording/v1/geo", "data_selector": "geosettings"}},
-    {"name": "recordingfeatures", "endpoint": {"path": "/settings/recording/v1/features", "data_selector": "recordingfeatures"}},
-    {"name": "sessionTargetingRules", "endpoint": {"path": "/settings/recording/v1/targeting", "data_selector": "sessionTargetingRules"}},
+    {
+        "name": "recordingfeatures",
+        "endpoint": {"path": "/settings/recording/v1/features", "data_selector": "recordingfeatures"},
+    },
+    {
+        "name": "sessionTargetingRules",
+        "endpoint": {"path": "/settings/recording/v1/targeting", "data_selector": "sessionTargetingRules"},
+    },
     {"name": "webhooks", "endpoint": {"path": "/webhooks/v1/endpoints", "data_selector": "webhooks"}},
     {"name": "eventDefs", "endpoint": {"path": "/webhooks/v1/event-types", "data_selector": "eventDefs"}},
 ]
@@ -83,12 +92,12 @@ PROFILES: Dict[str, Dict[str, Dict[str, Any]]] = {
 DEFAULT_PROFILE = "seed"
 # What a per-resource override ([sources.analytics.resources.<name>]) may set, and the type of each.
 OVERRIDE_TYPES: Dict[str, str] = {
-    "data_selector": "a JSONPath string, e.g. \"sessions\" or \"$\"",
+    "data_selector": 'a JSONPath string, e.g. "sessions" or "$"',
     "primary_key": "a field name or a list of field names",
-    "write_disposition": "\"merge\", \"append\", \"replace\" or a table like {disposition = \"merge\", strategy = \"scd2\"}",
+    "write_disposition": '"merge", "append", "replace" or a table like {disposition = "merge", strategy = "scd2"}',
     "paginate": "true or false",
     "params": "a table of query parameters whose values are strings or numbers",
-    "path": "a path on the API's host starting with /, e.g. \"/sessions/v2\"",
+    "path": 'a path on the API\'s host starting with /, e.g. "/sessions/v2"',
     "keep_fields": "a list of field names to load although their names say secret/token/password/api key",
 }
 OVERRIDE_KEYS = tuple(OVERRIDE_TYPES)

@@ -16,6 +16,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Response
 
+from source.checks import keep_parsed
 from source.errors import ResourceError, ResponseShapeError, UpstreamHTTPError
 from source.settings import EXTRA_PATHS
 
@@ -34,8 +35,12 @@ def users_resource(client: RESTClient) -> DltResource:
 def users_hints() -> Dict[str, Any]:
     """The dlt hints of the users table (a fresh copy)."""
     # ids load as text whatever JSON type they arrive in
-    return {"name": USERS, "write_disposition": "replace", "primary_key": "id",
-            "columns": {"id": {"data_type": "text", "nullable": False}}}
+    return {
+        "name": USERS,
+        "write_disposition": "replace",
+        "primary_key": "id",
+        "columns": {"id": {"data_type": "text", "nullable": False}},
+    }
 
 
 def user_pages(client: RESTClient) -> Iterator[List[Dict[str, Any]]]:
@@ -53,15 +58,23 @@ def user_pages(client: RESTClient) -> Iterator[List[Dict[str, Any]]]:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get(SELECTOR), list):
             found = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-            raise ResponseShapeError(USERS, f"the answer from GET {USERS_PATH} (page {pages + 1}) has no list "
-                                            f"'{SELECTOR}' (found: {found})", status=response.status_code,
-                                     path=USERS_PATH, page=pages + 1)
+            raise ResponseShapeError(
+                USERS,
+                f"the answer from GET {USERS_PATH} (page {pages + 1}) has no list '{SELECTOR}' (found: {found})",
+                status=response.status_code,
+                path=USERS_PATH,
+                page=pages + 1,
+            )
         token = body.get(NEXT_PAGE_KEY)
         if token and token in seen:
-            raise ResourceError(USERS, f"GET {USERS_PATH} answered the {NEXT_PAGE_KEY} {token!r} a second time: the "
-                                       "pages would loop", path=USERS_PATH, page=pages + 1)
+            raise ResourceError(
+                USERS,
+                f"GET {USERS_PATH} answered the {NEXT_PAGE_KEY} {token!r} a second time: the pages would loop",
+                path=USERS_PATH,
+                page=pages + 1,
+            )
         seen.add(token)
-        response.json = lambda **_: body  # type: ignore[method-assign]  # parsed once, not again by dlt
+        keep_parsed(response, body)
 
     paginator = JSONResponseCursorPaginator(cursor_path=NEXT_PAGE_KEY, cursor_param=PAGE_PARAM)
     for page in client.paginate(USERS_PATH, paginator=paginator, data_selector=SELECTOR, hooks={"response": [check]}):

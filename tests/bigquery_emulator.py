@@ -23,7 +23,8 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 VENV = ROOT / ".venv-bqemu"
 PROJECT = "emulator-project"
 INSTALL_HINT = "run `make bqemu` (or `make test`): it builds .venv-bqemu from requirements-bqemu.txt"
@@ -59,8 +60,24 @@ class BigQueryEmulator:
         self._install_spatial_extension()
         self.uploads.mkdir(parents=True, exist_ok=True)
         port = self.port if port is None and self.port is not None else (port or 0)
-        args = [str(binary), "start", "--rest-host", "127.0.0.1", "--rest-port", str(port), "--grpc-host", "127.0.0.1",
-                "--grpc-port", "0", "--project", self.project, "--log-format", "json", "--log-level", "info"]
+        args = [
+            str(binary),
+            "start",
+            "--rest-host",
+            "127.0.0.1",
+            "--rest-port",
+            str(port),
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            "0",
+            "--project",
+            self.project,
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ]
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             args += ["--persistent", "--data-dir", str(self.data_dir)]
@@ -120,8 +137,11 @@ class BigQueryEmulator:
 
         from loader.destinations import EMULATOR_TOKEN
 
-        return bigquery.Client(project=self.project, client_options=ClientOptions(api_endpoint=self.url),
-                               credentials=Credentials(token=EMULATOR_TOKEN, quota_project_id=self.project))
+        return bigquery.Client(
+            project=self.project,
+            client_options=ClientOptions(api_endpoint=self.url),
+            credentials=Credentials(token=EMULATOR_TOKEN, quota_project_id=self.project),
+        )
 
     def loader_env(self, dataset: str) -> Dict[str, str]:
         """What a run of the loader needs to load into `dataset` on this emulator."""

@@ -9,18 +9,17 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import API_KEY, ROOT, UID
+
+# set before anything imports dlt (simulator.expected does), as main.py does for the function
 os.environ["DLT_PROJECT_DIR"] = str(ROOT)
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
-from simulator import SimConfig, Simulator, SimulatorServer  # noqa: E402
-from simulator.expected import expected_counts  # noqa: E402
+from simulator import SimConfig, Simulator, SimulatorServer
+from simulator.expected import expected_counts
 
 # the BigQuery emulator fixtures (tests/bigquery_emulator.py)
 pytest_plugins = ["bigquery_emulator"]
-
-API_KEY = "test-key-5f1c9e77"  # what the simulator accepts; tests assert it is never leaked
-UID = "u1"
 
 
 @pytest.fixture
@@ -42,7 +41,13 @@ def loader_env(sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyP
         "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb"),
         "DLT_DATA_DIR": str(tmp_path / "dlt"),
     }
-    for name in ("API_KEY_SECRET", "DATASET_NAME", "PIPELINE_NAME", "SOURCES__ANALYTICS__PROFILE", "SOURCES__ANALYTICS__AUTH_SCHEME"):
+    for name in (
+        "API_KEY_SECRET",
+        "DATASET_NAME",
+        "PIPELINE_NAME",
+        "SOURCES__ANALYTICS__PROFILE",
+        "SOURCES__ANALYTICS__AUTH_SCHEME",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -69,18 +74,7 @@ def fresh_service(monkeypatch: pytest.MonkeyPatch) -> Any:
     secrets.forget_cached_keys()
 
 
-def table_counts(duckdb_path: str, dataset: str = "analytics") -> Dict[str, int]:
-    """Rows per table (dlt's own tables and the run history `_loader_runs` left out) in a DuckDB file."""
-    import duckdb
-
-    with duckdb.connect(duckdb_path, read_only=True) as con:
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%' "
-            "and table_name <> '_loader_runs'", [dataset]
-        ).fetchall()]
-        return {t: con.execute(f'select count(*) from "{dataset}"."{t}"').fetchone()[0] for t in sorted(tables)}
-
-
 @pytest.fixture
 def expected(sim: SimulatorServer) -> Dict[str, int]:
+    """Rows per table that a full run against `sim` loads."""
     return expected_counts(sim.sim.config)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import dlt
-import duckdb
 import pytest
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -42,7 +41,7 @@ from source.history import history_hints, history_resources, history_versions
 from source.key_check import check_key, forbidden_message, key_role
 from source.settings import EXTRA_RESOURCE_NAMES, HISTORY_PATHS
 from source.users import users_resource
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY, query
 
 DATASET = "beyond"
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)  # the tests' clock
@@ -66,8 +65,9 @@ def db(tmp_path: Path) -> str:
 
 
 def pipeline(db: str, folder: Path, name: str = "beyond") -> Any:
-    return dlt.pipeline(pipeline_name=name, destination=dlt.destinations.duckdb(db), dataset_name=DATASET,
-                        pipelines_dir=str(folder))
+    return dlt.pipeline(
+        pipeline_name=name, destination=dlt.destinations.duckdb(db), dataset_name=DATASET, pipelines_dir=str(folder)
+    )
 
 
 def events_settings(clock: datetime = NOW, **changes: Any) -> EventsSettings:
@@ -77,11 +77,6 @@ def events_settings(clock: datetime = NOW, **changes: Any) -> EventsSettings:
 def expected_windows(sim: SimulatorServer, count: int) -> Dict[datetime, int]:
     config = beyond.config_of(sim.sim)
     return {s: beyond.expected_events(config, s, e) for s, e in window_bounds(START.isoformat(), 1, count)}
-
-
-def query(db: str, sql: str) -> List[Any]:
-    with duckdb.connect(db, read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 def window_counts(db: str) -> Dict[datetime, int]:
@@ -107,9 +102,11 @@ def failure(exc: BaseException) -> str:
 
 # -- events ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("file_format", ["ndjson", "json"])
-def test_events_load_exact_counts_per_window(sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path,
-                                             file_format: str) -> None:
+def test_events_load_exact_counts_per_window(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path, file_format: str
+) -> None:
     """Each finished window is exported once and loaded with exactly its events, from NDJSON or a
     JSON array; dotted custom-variable names load as columns."""
     beyond.configure(sim.sim, events_file_format=file_format, pending_polls=2)
@@ -126,8 +123,9 @@ def test_events_load_exact_counts_per_window(sim: SimulatorServer, client: RESTC
     assert query(db, f"select count(*) from {DATASET}.events where event_start is null") == [(0,)]
 
 
-def test_reexported_window_replaces_the_earlier_load(sim: SimulatorServer, client: RESTClient, db: str,
-                                                     tmp_path: Path) -> None:
+def test_reexported_window_replaces_the_earlier_load(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """Exporting windows again (late events included) replaces them: no duplicate rows."""
     pipeline(db, tmp_path).run(events_resource(client, download_session(), events_settings()))
     first = expected_windows(sim, 3)
@@ -141,11 +139,13 @@ def test_reexported_window_replaces_the_earlier_load(sim: SimulatorServer, clien
     assert all(again[s] > first[s] for s in again)
 
 
-def test_run_dying_mid_window_is_redone_next_run(sim: SimulatorServer, client: RESTClient, db: str,
-                                                 tmp_path: Path) -> None:
+def test_run_dying_mid_window_is_redone_next_run(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """A download that breaks off in window 2 fails the run; the next run loads every window exactly once."""
-    beyond.configure(sim.sim, events_per_hour=600, events_gzip_level=0,
-                     broken_windows=[stamp(START + timedelta(hours=1))])
+    beyond.configure(
+        sim.sim, events_per_hour=600, events_gzip_level=0, broken_windows=[stamp(START + timedelta(hours=1))]
+    )
     p = pipeline(db, tmp_path)
     with pytest.raises(PipelineStepFailed) as failed:
         p.run(events_resource(client, download_session(), events_settings(batch_rows=50)))
@@ -159,14 +159,16 @@ def test_run_dying_mid_window_is_redone_next_run(sim: SimulatorServer, client: R
     assert query(db, duplicates) == [(0,)]
 
 
-def test_failed_resource_dropped_by_the_loader_leaves_no_gap(sim: SimulatorServer, client: RESTClient, db: str,
-                                                            tmp_path: Path) -> None:
+def test_failed_resource_dropped_by_the_loader_leaves_no_gap(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """Under a failure guard (the run goes on and the loader drops what the failed resource extracted),
     a window failing part-way sends the cursor back: window 1, extracted and dropped, is exported again."""
     from loader.pipeline import drop_extracted_tables
 
-    beyond.configure(sim.sim, events_per_hour=600, events_gzip_level=0,
-                     broken_windows=[stamp(START + timedelta(hours=1))])
+    beyond.configure(
+        sim.sim, events_per_hour=600, events_gzip_level=0, broken_windows=[stamp(START + timedelta(hours=1))]
+    )
     errors: List[BaseException] = []
     passed: List[datetime] = []
 
@@ -195,8 +197,9 @@ def test_failed_resource_dropped_by_the_loader_leaves_no_gap(sim: SimulatorServe
     assert window_counts(db) == expected_windows(sim, 3)
 
 
-def test_rows_dropped_after_the_extract_get_their_cursor_back(sim: SimulatorServer, client: RESTClient, db: str,
-                                                              tmp_path: Path) -> None:
+def test_rows_dropped_after_the_extract_get_their_cursor_back(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """When the loader drops a resource's rows after the extract (normalize or load failed),
     `restore_cursors` puts the state back, locally and in the warehouse: the windows are exported again."""
     from loader.pipeline import drop_extracted_tables
@@ -230,8 +233,9 @@ def test_cursor_survives_a_cold_start(sim: SimulatorServer, client: RESTClient, 
     assert window_counts(db) == expected_windows(sim, 5)
 
 
-def test_backfill_is_bounded_per_run_and_continues(sim: SimulatorServer, client: RESTClient, db: str,
-                                                   tmp_path: Path) -> None:
+def test_backfill_is_bounded_per_run_and_continues(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """With five windows due and at most two per run, runs export 2, 2, 1 and then none."""
     p = pipeline(db, tmp_path)
     later = NOW + timedelta(hours=2)
@@ -261,13 +265,17 @@ def test_download_never_carries_the_key(sim: SimulatorServer, client: RESTClient
     assert len(sim.sim.arrivals_for("events_download")) == 3  # the refused request never left
 
 
-@pytest.mark.parametrize("fault", [
-    {"expired_downloads": 1, "expired_status": 410},
-    {"expired_downloads": 1, "expired_status": 403},
-    {"expired_locations": 1},
-])
-def test_expired_location_is_asked_for_again(sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path,
-                                             fault: Dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"expired_downloads": 1, "expired_status": 410},
+        {"expired_downloads": 1, "expired_status": 403},
+        {"expired_locations": 1},
+    ],
+)
+def test_expired_location_is_asked_for_again(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path, fault: Dict[str, Any]
+) -> None:
     """An expired signed URL (a 410/403 from storage, or an `expires` already past) is asked for again."""
     beyond.configure(sim.sim, **fault)
     pipeline(db, tmp_path).run(events_resource(client, download_session(), events_settings()))
@@ -277,8 +285,9 @@ def test_expired_location_is_asked_for_again(sim: SimulatorServer, client: RESTC
     assert [e["downloads"] for e in exports] == ([2, 2, 2] if "expired_downloads" in fault else [1, 1, 1])
 
 
-def test_expired_location_is_asked_for_a_bounded_number_of_times(sim: SimulatorServer, client: RESTClient, db: str,
-                                                                 tmp_path: Path) -> None:
+def test_expired_location_is_asked_for_a_bounded_number_of_times(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """A location that is always expired fails the resource after `location_attempts` tries, saying why."""
     beyond.configure(sim.sim, expired_downloads=100)
     with pytest.raises(PipelineStepFailed) as failed:
@@ -287,8 +296,9 @@ def test_expired_location_is_asked_for_a_bounded_number_of_times(sim: SimulatorS
     assert beyond.exports_of(sim.sim)[0]["results_asked"] == 3
 
 
-def test_failed_export_fails_the_resource_with_its_error_details(sim: SimulatorServer, client: RESTClient, db: str,
-                                                                 tmp_path: Path) -> None:
+def test_failed_export_fails_the_resource_with_its_error_details(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """A FAILED operation fails `events` with the operation's errorDetails and the window."""
     beyond.configure(sim.sim, failed_windows=[stamp(START)], failed_details="quota exceeded")
     with pytest.raises(PipelineStepFailed) as failed:
@@ -298,8 +308,9 @@ def test_failed_export_fails_the_resource_with_its_error_details(sim: SimulatorS
     assert not sim.sim.requests_for("events_download")
 
 
-def test_export_refused_names_the_add_on_and_the_key_level(sim: SimulatorServer, client: RESTClient, db: str,
-                                                           tmp_path: Path) -> None:
+def test_export_refused_names_the_add_on_and_the_key_level(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """A 403 on the export says it needs the data export add-on and an Architect key; the run's
     message adds the role the key reported."""
     beyond.configure(sim.sim, export_status=403, me_role="USER")
@@ -313,8 +324,9 @@ def test_export_refused_names_the_add_on_and_the_key_level(sim: SimulatorServer,
     assert API_KEY not in message + error.reason
 
 
-def test_deadline_stops_polling_and_starting_windows(sim: SimulatorServer, client: RESTClient, db: str,
-                                                     tmp_path: Path) -> None:
+def test_deadline_stops_polling_and_starting_windows(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """At the run deadline polling stops and no window starts: nothing loads, the cursor stays, no error."""
     beyond.configure(sim.sim, pending_polls=1_000_000)
     p = pipeline(db, tmp_path)
@@ -328,8 +340,9 @@ def test_deadline_stops_polling_and_starting_windows(sim: SimulatorServer, clien
     assert len(beyond.exports_of(sim.sim)) == 1  # past the deadline: no export created
 
 
-def test_export_that_stays_pending_fails_after_the_poll_timeout(sim: SimulatorServer, client: RESTClient, db: str,
-                                                                tmp_path: Path) -> None:
+def test_export_that_stays_pending_fails_after_the_poll_timeout(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """An export still PENDING after `poll_timeout_seconds` fails, naming the setting to raise."""
     beyond.configure(sim.sim, pending_polls=1_000_000)
     settings = events_settings(poll_seconds=0.02, poll_timeout_seconds=0.2)
@@ -373,8 +386,12 @@ def test_read_records_streams_ndjson_and_json_arrays() -> None:
         assert list(read_records(_gz(text))) == records
     for text in (" [ ] ", "", "\n\n"):
         assert list(read_records(_gz(text))) == []
-    for text, problem in (("[1, 2]", "where an object was expected"), ('{"a": 1}\n[1]', "not an object"),
-                          ('[{"a": 1}', "not closed"), ("<html>", "neither NDJSON nor a JSON array")):
+    for text, problem in (
+        ("[1, 2]", "where an object was expected"),
+        ('{"a": 1}\n[1]', "not an object"),
+        ('[{"a": 1}', "not closed"),
+        ("<html>", "neither NDJSON nor a JSON array"),
+    ):
         with pytest.raises(ExportFileError, match=problem):
             list(read_records(_gz(text)))
     with pytest.raises(ExportFileError, match="not gzip"):
@@ -382,6 +399,7 @@ def test_read_records_streams_ndjson_and_json_arrays() -> None:
 
 
 # -- users, history, /me -----------------------------------------------------------------------
+
 
 def test_users_full_refresh_with_properties(sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path) -> None:
     """Every page of users is read (10 a page, `page_token`), and each run replaces the table."""
@@ -399,12 +417,16 @@ def test_users_full_refresh_with_properties(sim: SimulatorServer, client: RESTCl
     assert query(db, f"select count(*) from {DATASET}.users") == [(12,)]
 
 
-@pytest.mark.parametrize("next_key, names", [
-    ("nextPaginationToken", list(HISTORY_PATHS)),  # the API's schema: all six histories
-    ("next_pagination_token", ["blockrules_history", "privacy_history"]),  # the docs' examples
-])
-def test_history_is_incremental_and_stops_paging_at_the_cursor(sim: SimulatorServer, client: RESTClient, db: str,
-                                                               tmp_path: Path, next_key: str, names: List[str]) -> None:
+@pytest.mark.parametrize(
+    "next_key, names",
+    [
+        ("nextPaginationToken", list(HISTORY_PATHS)),  # the API's schema: all six histories
+        ("next_pagination_token", ["blockrules_history", "privacy_history"]),  # the docs' examples
+    ],
+)
+def test_history_is_incremental_and_stops_paging_at_the_cursor(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path, next_key: str, names: List[str]
+) -> None:
     """The histories load every version once, with either next-page key; later runs read only up
     to the stored cursor."""
     beyond.configure(sim.sim, history_next_key=next_key)
@@ -428,13 +450,15 @@ def test_history_is_incremental_and_stops_paging_at_the_cursor(sim: SimulatorSer
     beyond.configure(sim.sim, history={name: 28 for name in HISTORY_PATHS})  # three new versions each
     assert run() == {name: 1 for name in names}
     assert versions() == {name: 28 for name in names}
-    newest = query(db, f"select max(metadata__last_updated), count(distinct metadata__last_updated) "
-                       f"from {DATASET}.privacy_history")
+    newest = query(
+        db, f"select max(metadata__last_updated), count(distinct metadata__last_updated) from {DATASET}.privacy_history"
+    )
     assert newest[0][0].astimezone(UTC) == beyond.HISTORY_T0 + timedelta(hours=27) and newest[0][1] == 28
 
 
-def test_history_failing_part_way_under_a_guard_loses_no_version(sim: SimulatorServer, client: RESTClient, db: str,
-                                                                 tmp_path: Path) -> None:
+def test_history_failing_part_way_under_a_guard_loses_no_version(
+    sim: SimulatorServer, client: RESTClient, db: str, tmp_path: Path
+) -> None:
     """A history read that fails on page 2, its page 1 dropped by the loader, keeps the old cursor:
     the next run reads every new version."""
     from loader.pipeline import drop_extracted_tables
@@ -487,6 +511,9 @@ def test_me_reports_the_role_and_never_raises(sim: SimulatorServer, client: REST
 
 def test_extra_resource_names_match_the_factories(client: RESTClient) -> None:
     """The names in the settings table are the names the factories give their resources."""
-    built = [events_resource(client, download_session(), events_settings()), users_resource(client),
-             *history_resources(client)]
+    built = [
+        events_resource(client, download_session(), events_settings()),
+        users_resource(client),
+        *history_resources(client),
+    ]
     assert tuple(r.name for r in built) == EXTRA_RESOURCE_NAMES

@@ -4,25 +4,37 @@ window: tests/test_beyond.py.)"""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict
 
 import pytest
 
-from conftest import table_counts
 from simulator import beyond
 from source.events import window_bounds
+from tests.helpers import post, table_counts
 
-SEED_NAMES = ("sessions", "segments", "operations", "blockrules", "domainsettings", "geosettings",
-              "recordingfeatures", "sessionTargetingRules", "webhooks", "eventDefs")
-BEYOND_NAMES = ("events", "users", "blockrules_history", "domainsettings_history", "geosettings_history",
-                "privacy_history", "recordingfeatures_history", "sessionTargetingRules_history")
-
-
-def post(service: Any, resources: Optional[Sequence[str]] = None) -> Tuple[int, Dict[str, Any]]:
-    raw = b"{}" if resources is None else json.dumps({"resources": list(resources)}).encode()
-    return service.handle("POST", raw)
+SEED_NAMES = (
+    "sessions",
+    "segments",
+    "operations",
+    "blockrules",
+    "domainsettings",
+    "geosettings",
+    "recordingfeatures",
+    "sessionTargetingRules",
+    "webhooks",
+    "eventDefs",
+)
+BEYOND_NAMES = (
+    "events",
+    "users",
+    "blockrules_history",
+    "domainsettings_history",
+    "geosettings_history",
+    "privacy_history",
+    "recordingfeatures_history",
+    "sessionTargetingRules_history",
+)
 
 
 @pytest.fixture
@@ -65,16 +77,26 @@ def test_extra_resources_setting_adds_them_to_the_default_run(
     assert counts["users"] == 25 and counts["geosettings_history"] == 25
 
 
-def test_the_default_run_is_the_seeds_ten(sim: Any, loader_env: Dict[str, str], fresh_service: Any, expected: Dict[str, int]) -> None:
+def test_the_default_run_is_the_seeds_ten(
+    sim: Any, loader_env: Dict[str, str], fresh_service: Any, expected: Dict[str, int]
+) -> None:
     status, body = post(fresh_service)
 
     assert status == 200, body
     assert list(body["resources"]) == list(SEED_NAMES)
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
     assert {r["path"] for r in sim.sim.requests} - {"/me"} == {
-        "/sessions/v2", "/segments/v1", "/operations/v1", "/settings/recording/v1/blocking", "/settings/recording/v1/domain",
-        "/settings/recording/v1/geo", "/settings/recording/v1/features", "/settings/recording/v1/targeting",
-        "/webhooks/v1/endpoints", "/webhooks/v1/event-types"}
+        "/sessions/v2",
+        "/segments/v1",
+        "/operations/v1",
+        "/settings/recording/v1/blocking",
+        "/settings/recording/v1/domain",
+        "/settings/recording/v1/geo",
+        "/settings/recording/v1/features",
+        "/settings/recording/v1/targeting",
+        "/webhooks/v1/endpoints",
+        "/webhooks/v1/event-types",
+    }
 
 
 def test_an_unknown_name_gets_a_400_listing_every_valid_name(fresh_service: Any) -> None:
@@ -121,7 +143,9 @@ def test_a_key_check_that_fails_is_not_fatal(sim: Any, loader_env: Dict[str, str
     assert [r["path"] for r in sim.sim.requests].count("/me") == 1  # one attempt, no retries
 
 
-def test_events_asked_for_without_a_start_fail_naming_the_setting(sim: Any, loader_env: Dict[str, str], fresh_service: Any) -> None:
+def test_events_asked_for_without_a_start_fail_naming_the_setting(
+    sim: Any, loader_env: Dict[str, str], fresh_service: Any
+) -> None:
     status, body = post(fresh_service, ["events", "segments"])
 
     assert status == 502, body

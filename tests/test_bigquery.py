@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -21,16 +20,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Set, Tuple
 
 import pytest
 import requests
 from bigquery_emulator import BigQueryEmulator
-from conftest import API_KEY, ROOT, UID
 
 from simulator import Fault, SimConfig, Simulator, SimulatorServer
 from simulator.expected import expected_counts
 from source.settings import RESOURCE_NAMES
+from tests.helpers import API_KEY, ROOT, UID, free_port, post
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot create BigQuery Storage client")
 
@@ -79,8 +78,10 @@ class BigQueryReader:
 
     def stored_schema(self, schema_name: str = "analytics") -> Dict[str, Any]:
         """The newest schema dlt stored in `_dlt_version` (what it declared, hints included)."""
-        rows = self.query(f"select `schema` from {self.table('_dlt_version')} where schema_name = '{schema_name}' "
-                          "order by version desc limit 1")
+        rows = self.query(
+            f"select `schema` from {self.table('_dlt_version')} where schema_name = '{schema_name}' "
+            "order by version desc limit 1"
+        )
         return json.loads(rows[0]["schema"])
 
     def job_ids(self) -> Set[str]:
@@ -128,11 +129,6 @@ def calls_per_run(calls: Sequence[Dict[str, Any]]) -> Dict[str, int]:
     return dict(kinds)
 
 
-def post(service: Any, resources: Optional[Sequence[str]] = None) -> Tuple[int, Dict[str, Any]]:
-    raw = b"{}" if resources is None else json.dumps({"resources": list(resources)}).encode()
-    return service.handle("POST", raw)
-
-
 def expected_for(expected: Dict[str, int], resources: Sequence[str]) -> Dict[str, int]:
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
@@ -158,9 +154,13 @@ class TwoRuns:
 
 
 def _env_for(sim: SimulatorServer, folder: Path) -> Dict[str, str]:
-    return {"SOURCES__ANALYTICS__BASE_URL": sim.url, "SOURCES__ANALYTICS__UID": UID,
-            "SOURCES__ANALYTICS__API_KEY": API_KEY, "DLT_DATA_DIR": str(folder / "dlt"),
-            "DESTINATION__DUCKDB__CREDENTIALS": str(folder / "unused.duckdb")}
+    return {
+        "SOURCES__ANALYTICS__BASE_URL": sim.url,
+        "SOURCES__ANALYTICS__UID": UID,
+        "SOURCES__ANALYTICS__API_KEY": API_KEY,
+        "DLT_DATA_DIR": str(folder / "dlt"),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(folder / "unused.duckdb"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +172,12 @@ def seed_twice(bigquery_emulator: BigQueryEmulator, tmp_path_factory: pytest.Tem
     env = {**_env_for(sim, tmp_path_factory.mktemp("seed")), **bigquery_emulator.loader_env("seed_twice")}
     runs = TwoRuns(BigQueryReader(bigquery_emulator, "seed_twice"), expected_counts(sim.sim.config))
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("API_KEY_SECRET", "PIPELINE_NAME", "SOURCES__ANALYTICS__PROFILE",
-                     "SOURCES__ANALYTICS__AUTH_SCHEME"):
+        for name in (
+            "API_KEY_SECRET",
+            "PIPELINE_NAME",
+            "SOURCES__ANALYTICS__PROFILE",
+            "SOURCES__ANALYTICS__AUTH_SCHEME",
+        ):
             mp.delenv(name, raising=False)
         for name, value in env.items():
             mp.setenv(name, value)
@@ -252,7 +256,11 @@ def test_run_history_has_a_row_per_resource_per_run(seed_twice: TwoRuns) -> None
 
 # -- profiles, changes, drift -----------------------------------------------------------------
 def test_documented_profile_exact_counts_with_scd2_history(
-    sim: Any, bigquery_env: Dict[str, str], bq: BigQueryReader, sleeps: List[float], fresh_service: Any,
+    sim: Any,
+    bigquery_env: Dict[str, str],
+    bq: BigQueryReader,
+    sleeps: List[float],
+    fresh_service: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SOURCES__ANALYTICS__PROFILE", "documented")
@@ -324,8 +332,13 @@ def test_type_change_adds_a_variant_column(
 
 # -- state, isolation --------------------------------------------------------------------------
 def test_cold_start_restores_state_from_bigquery(
-    sim: Any, bigquery_env: Dict[str, str], bq: BigQueryReader, expected: Dict[str, int], fresh_service: Any,
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    sim: Any,
+    bigquery_env: Dict[str, str],
+    bq: BigQueryReader,
+    expected: Dict[str, int],
+    fresh_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     import dlt
 
@@ -432,8 +445,15 @@ class RefusingWarehouse(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        body = json.dumps({"error": {"code": 403, "message": "Quota exceeded: the warehouse stopped taking work",
-                                     "errors": [{"reason": "quotaExceeded", "message": "Quota exceeded"}]}}).encode()
+        body = json.dumps(
+            {
+                "error": {
+                    "code": 403,
+                    "message": "Quota exceeded: the warehouse stopped taking work",
+                    "errors": [{"reason": "quotaExceeded", "message": "Quota exceeded"}],
+                }
+            }
+        ).encode()
         self.send_response(403)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -476,8 +496,12 @@ def _stop_when_extract_starts(sim: SimulatorServer, emulator: BigQueryEmulator, 
 
 
 def test_warehouse_refusing_mid_run_is_a_500_naming_the_step_and_the_next_run_completes(
-    sim: Any, loader_env: Dict[str, str], own_emulator: BigQueryEmulator, fresh_service: Any,
-    expected: Dict[str, int], monkeypatch: pytest.MonkeyPatch,
+    sim: Any,
+    loader_env: Dict[str, str],
+    own_emulator: BigQueryEmulator,
+    fresh_service: Any,
+    expected: Dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = own_emulator.loader_env("refused")
     for name, value in env.items():
@@ -514,8 +538,12 @@ def test_warehouse_refusing_mid_run_is_a_500_naming_the_step_and_the_next_run_co
 
 
 def test_warehouse_stopped_briefly_mid_run_is_ridden_out(
-    sim: Any, loader_env: Dict[str, str], own_emulator: BigQueryEmulator, fresh_service: Any,
-    expected: Dict[str, int], monkeypatch: pytest.MonkeyPatch,
+    sim: Any,
+    loader_env: Dict[str, str],
+    own_emulator: BigQueryEmulator,
+    fresh_service: Any,
+    expected: Dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Google's client retries a refused connection (for up to 10 minutes): a short outage costs time, not the run."""
     for name, value in own_emulator.loader_env("ridden_out").items():
@@ -550,11 +578,13 @@ def test_emulator_switch_is_off_without_its_variable(capsys: pytest.CaptureFixtu
     from loader.logs import setup_logging
 
     setup_logging()
-    google = bigquery_destination({"DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": "p1",
-                                   "BIGQUERY_EMULATOR_HOST": " "})
+    google = bigquery_destination(
+        {"DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": "p1", "BIGQUERY_EMULATOR_HOST": " "}
+    )
     google_logs = capsys.readouterr().out
-    emulated = bigquery_destination({"BIGQUERY_EMULATOR_HOST": "http://127.0.0.1:9050",
-                                     "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": "p1"})
+    emulated = bigquery_destination(
+        {"BIGQUERY_EMULATOR_HOST": "http://127.0.0.1:9050", "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": "p1"}
+    )
     emulated_logs = capsys.readouterr().out
 
     assert "credentials" not in google.config_params, "Application Default Credentials, resolved by dlt"
@@ -569,14 +599,25 @@ def test_emulator_switch_is_off_without_its_variable(capsys: pytest.CaptureFixtu
 def test_real_functions_framework_process_loads_into_bigquery(
     sim: Any, bigquery_env: Dict[str, str], bq: BigQueryReader, expected: Dict[str, int]
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, **bigquery_env, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "functions-framework"), "--target", "run_pipeline", "--source", "main.py",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(Path(sys.executable).parent / "functions-framework"),
+            "--target",
+            "run_pipeline",
+            "--source",
+            "main.py",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}/"

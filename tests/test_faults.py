@@ -1,4 +1,6 @@
-"""Issue 5: fault tolerance, driven the way the function is (`service.handle("POST", body)`).
+"""Fault tolerance: a failing resource leaves the others loaded, the next run heals, transient faults
+are retried, reruns leave identical tables and the key is written nowhere. Driven the way the
+function is (`service.handle("POST", body)`).
 
 Every test runs the loader against the simulator on loopback and asserts on real outcomes: the
 HTTP status and JSON answer, rows in the DuckDB file, the requests the simulator saw, the waits the
@@ -12,19 +14,20 @@ that a child row still has to hang under the same parent at the same list positi
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import threading
 import time
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 import duckdb
 import pytest
 
-from conftest import API_KEY, table_counts
 from simulator import Fault
+from tests.helpers import API_KEY, log_lines, post, query, table_counts
 
 DATASET = "analytics"
 MAX_ATTEMPTS = 4  # the seed: 3 retries after the first attempt
@@ -40,41 +43,29 @@ TABLES_OF = {  # root table and its nested tables, for the seed shapes
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def post(service: Any, resources: Optional[Sequence[str]] = None) -> Tuple[int, Dict[str, Any]]:
-    raw = b"{}" if resources is None else json.dumps({"resources": list(resources)}).encode()
-    return service.handle("POST", raw)
-
-
-def log_lines(text: str) -> List[Dict[str, Any]]:
-    lines = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                pass
-    return lines
-
-
-def query(path: str, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
-    with duckdb.connect(path, read_only=True) as con:
-        return con.execute(sql, list(params)).fetchall()
-
-
 def _tables(con: Any, dataset: str = DATASET) -> List[str]:
-    return [r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = ?", [dataset]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = ?", [dataset]
+        ).fetchall()
+    ]
 
 
 def _columns(con: Any, table: str, dataset: str = DATASET) -> Dict[str, str]:
-    return {r[0]: r[1] for r in con.execute(
-        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?", [dataset, table]).fetchall()}
+    return {
+        r[0]: r[1]
+        for r in con.execute(
+            "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?",
+            [dataset, table],
+        ).fetchall()
+    }
 
 
 def _rows(con: Any, table: str, dataset: str = DATASET) -> List[Dict[str, Any]]:
     cur = con.execute(f'select * from "{dataset}"."{table}"')
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def columns(path: str, table: str) -> Dict[str, str]:
@@ -94,7 +85,9 @@ def snapshot(path: str) -> Dict[str, Any]:
     identity: Dict[str, str] = {}
     content: Dict[str, Any] = {}
     with duckdb.connect(path, read_only=True) as con:
-        for table in sorted((t for t in _tables(con) if not t.startswith("_dlt") and t != "_loader_runs"), key=lambda t: t.count("__")):
+        for table in sorted(
+            (t for t in _tables(con) if not t.startswith("_dlt") and t != "_loader_runs"), key=lambda t: t.count("__")
+        ):
             canon = []
             for row in _rows(con, table):
                 data = {k: v for k, v in row.items() if k not in DLT_BOOKKEEPING}
@@ -131,7 +124,7 @@ def pages_requested(sim: Any, resource: str) -> List[str]:
     return [r["params"].get("pagination_token", "") for r in sim.sim.arrivals_for(resource)]
 
 
-# -- 1. isolation -----------------------------------------------------------------------------
+# -- isolation --------------------------------------------------------------------------------
 def test_failure_on_a_first_run_leaves_its_tables_absent_and_loads_the_other_nine(
     sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, expected: Dict[str, int], capsys: Any
 ) -> None:
@@ -161,12 +154,20 @@ def test_failure_on_a_first_run_leaves_its_tables_absent_and_loads_the_other_nin
     assert sleeps == BACKOFF
     # the logs say the same as the answer
     logs = log_lines(capsys.readouterr().out)
-    errors = [l for l in logs if l.get("resource") == "sessions"]
-    assert [(l["severity"], l["message"]) for l in errors] == [("ERROR", f"resource sessions failed: {failed['reason']}")]
-    assert {k: errors[0][k] for k in ("rows", "pages", "retries")} == {k: failed[k] for k in ("rows", "pages", "retries")}
-    loaded = {l["resource"]: l["rows"] for l in logs if l["message"].startswith("resource ") and l["message"].endswith(" loaded")}
+    errors = [line for line in logs if line.get("resource") == "sessions"]
+    assert [(line["severity"], line["message"]) for line in errors] == [
+        ("ERROR", f"resource sessions failed: {failed['reason']}")
+    ]
+    assert {k: errors[0][k] for k in ("rows", "pages", "retries")} == {
+        k: failed[k] for k in ("rows", "pages", "retries")
+    }
+    loaded = {
+        line["resource"]: line["rows"]
+        for line in logs
+        if line["message"].startswith("resource ") and line["message"].endswith(" loaded")
+    }
     assert loaded == {n: 25 for n in body["resources"] if n != "sessions"}
-    assert any(l["message"] == "run answered 502" and l["severity"] == "ERROR" for l in logs)
+    assert any(line["message"] == "run answered 502" and line["severity"] == "ERROR" for line in logs)
 
 
 # resource -> (fault on its page 2, status_code reported, words in the reason)
@@ -179,7 +180,11 @@ PAGE_2_FAULTS = {
 
 
 def test_failures_on_page_2_leave_earlier_rows_untouched_and_the_others_load(
-    sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, expected: Dict[str, int],
+    sim: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    expected: Dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Four resources fail on page 2 in four ways in one run; page 1 of each had been read, yet
@@ -211,15 +216,25 @@ def test_failures_on_page_2_leave_earlier_rows_untouched_and_the_others_load(
     assert table_counts(db) == expected_for(expected, subset)
 
 
-# -- 2. self-healing --------------------------------------------------------------------------
-@pytest.mark.parametrize("folder", [pytest.param("same", id="warm-same-working-folder"), pytest.param("new", id="cold-new-working-folder")])
+# -- self-healing -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "folder", [pytest.param("same", id="warm-same-working-folder"), pytest.param("new", id="cold-new-working-folder")]
+)
 def test_next_run_after_a_failed_one_loads_everything(
-    folder: str, sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, expected: Dict[str, int],
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    folder: str,
+    sim: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    expected: Dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
     subset = ["sessions", "webhooks", "eventDefs"]
-    sim.sim.configure(faults=[Fault(resource="sessions", status=503, page=2), Fault(resource="webhooks", kind="drop_key")])
+    sim.sim.configure(
+        faults=[Fault(resource="sessions", status=503, page=2), Fault(resource="webhooks", kind="drop_key")]
+    )
     status, body = post(fresh_service, subset)
     assert status == 502 and body["resources"]["eventDefs"]["status"] == "loaded"
 
@@ -237,7 +252,11 @@ def test_next_run_after_a_failed_one_loads_everything(
         # schema and state continue the versions stored there (one history, no second version 1)
         pipeline_dir = tmp_path / "cold" / "pipelines" / "analytics"
         schema = json.loads((pipeline_dir / "schemas" / "analytics.schema.json").read_text())
-        stored = query(db, f'select version, version_hash from "{DATASET}"._dlt_version where schema_name = ? order by version', ["analytics"])
+        stored = query(
+            db,
+            f'select version, version_hash from "{DATASET}"._dlt_version where schema_name = ? order by version',
+            ["analytics"],
+        )
         assert (schema["version"], schema["version_hash"]) == stored[-1]
         assert len({v for v, _ in stored}) == len(stored), f"one schema history: {stored}"
         state = json.loads((pipeline_dir / "state.json").read_text())
@@ -245,15 +264,26 @@ def test_next_run_after_a_failed_one_loads_everything(
         assert state["_state_version"] == max(versions) and len(versions) == len(set(versions))
 
 
-@pytest.mark.parametrize("steps", [pytest.param(("extract",), id="killed-after-extract"), pytest.param(("extract", "normalize"), id="killed-after-normalize")])
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param(("extract",), id="killed-after-extract"),
+        pytest.param(("extract", "normalize"), id="killed-after-normalize"),
+    ],
+)
 def test_run_after_an_interrupted_one_drops_its_stale_package(
-    steps: Tuple[str, ...], sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any,
-    expected: Dict[str, int], capsys: Any,
+    steps: Tuple[str, ...],
+    sim: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    expected: Dict[str, int],
+    capsys: Any,
 ) -> None:
     """An instance killed mid-run leaves a package in the working folder: the next run must not
     replay it (dlt's default) nor be blocked by it, and must load the API's current data."""
-    from loader.pipeline import new_pipeline
     from loader.environment import load_settings
+    from loader.pipeline import new_pipeline
     from source import analytics_source
 
     db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
@@ -270,13 +300,17 @@ def test_run_after_an_interrupted_one_drops_its_stale_package(
 
     assert status == 200, body
     assert table_counts(db) == {"segments": 25}
-    loads = {r[0] for r in query(db, f'select load_id from "{DATASET}"._dlt_loads where schema_name = \'analytics\'')}
+    loads = {r[0] for r in query(db, f"select load_id from \"{DATASET}\"._dlt_loads where schema_name = 'analytics'")}
     assert loads == set(body["load_ids"]) and not loads & set(stale)
-    warned = [l for l in log_lines(capsys.readouterr().out) if l["message"].startswith("dropping pending load packages")]
+    warned = [
+        line
+        for line in log_lines(capsys.readouterr().out)
+        if line["message"].startswith("dropping pending load packages")
+    ]
     assert warned and warned[0]["load_ids"] == stale
 
 
-# -- 3. faults to survive ---------------------------------------------------------------------
+# -- faults to survive ------------------------------------------------------------------------
 def test_storm_of_transient_errors_completes_with_exact_counts(
     sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, expected: Dict[str, int]
 ) -> None:
@@ -313,7 +347,11 @@ def test_each_of_the_seeds_retried_statuses_is_retried_once_then_loads(
     assert sleeps == [2.0] * 5
     counts = table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"])
     assert {t: counts[t] for t in ("segments", "operations", "event_defs", "session_targeting_rules")} == {
-        "segments": 25, "operations": 25, "event_defs": 25, "session_targeting_rules": 25}
+        "segments": 25,
+        "operations": 25,
+        "event_defs": 25,
+        "session_targeting_rules": 25,
+    }
 
 
 def test_retry_after_is_honoured(sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any) -> None:
@@ -326,7 +364,9 @@ def test_retry_after_is_honoured(sim: Any, loader_env: Dict[str, str], sleeps: L
         "eventDefs": (429, "0", 2.0),
         "sessionTargetingRules": (429, formatdate(time.time() + 30, usegmt=True), "about 30"),
     }
-    sim.sim.configure(faults=[Fault(resource=n, status=st, retry_after=h, page=2, times=1) for n, (st, h, _) in cases.items()])
+    sim.sim.configure(
+        faults=[Fault(resource=n, status=st, retry_after=h, page=2, times=1) for n, (st, h, _) in cases.items()]
+    )
 
     answer, body = post(fresh_service, list(cases))
 
@@ -346,8 +386,12 @@ def test_hanging_api_is_retried_then_fails_naming_the_resource(
 ) -> None:
     """`operations` never answers within RUNTIME__REQUEST_TIMEOUT; `segments` hangs once."""
     monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "0.5")
-    sim.sim.configure(faults=[Fault(resource="operations", kind="hang", seconds=1.0),
-                              Fault(resource="segments", kind="hang", seconds=1.0, times=1)])
+    sim.sim.configure(
+        faults=[
+            Fault(resource="operations", kind="hang", seconds=1.0),
+            Fault(resource="segments", kind="hang", seconds=1.0, times=1),
+        ]
+    )
 
     started = time.monotonic()
     status, body = post(fresh_service, ["operations", "segments"])
@@ -378,10 +422,15 @@ def test_hanging_api_failure_names_path_page_retries_and_the_timeout_setting(
     assert failed["retries"] == MAX_ATTEMPTS - 1
 
 
-@pytest.mark.parametrize("kind, words", [
-    pytest.param("not_json", ["not JSON", "'text/html'", "'eventDefs'"], id="html-answer"),
-    pytest.param("no_selector", ["has no 'eventDefs'", "data selector", "found: items"], id="json-without-selector"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        pytest.param("not_json", ["not JSON", "'text/html'", "'eventDefs'"], id="html-answer"),
+        pytest.param(
+            "no_selector", ["has no 'eventDefs'", "data selector", "found: items"], id="json-without-selector"
+        ),
+    ],
+)
 def test_200_answer_in_the_wrong_shape_fails_naming_resource_and_selector(
     kind: str, words: List[str], sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any
 ) -> None:
@@ -391,7 +440,12 @@ def test_200_answer_in_the_wrong_shape_fails_naming_resource_and_selector(
 
     assert status == 502
     failed = body["resources"]["eventDefs"]
-    assert (failed["status"], failed["status_code"], failed["path"], failed["page"]) == ("failed", 200, "/webhooks/v1/event-types", 1)
+    assert (failed["status"], failed["status_code"], failed["path"], failed["page"]) == (
+        "failed",
+        200,
+        "/webhooks/v1/event-types",
+        1,
+    )
     assert "eventDefs: " in body["error"]
     for word in words:
         assert word in failed["reason"]
@@ -417,13 +471,26 @@ def test_records_without_primary_key_fail_naming_key_and_override(
     assert len(sim.sim.arrivals_for("segments")) == 1, "not retried"
 
 
-@pytest.mark.parametrize("how, rejected", [
-    pytest.param({"faults": [Fault(resource="webhooks", status=401), Fault(resource="segments", status=403)]},
-                 {"webhooks": 401, "segments": 403}, id="401-and-403"),
-    pytest.param({"api_key": "another-key"}, {"webhooks": 401, "segments": 401, "eventDefs": 401}, id="key-not-the-apis"),
-])
+@pytest.mark.parametrize(
+    "how, rejected",
+    [
+        pytest.param(
+            {"faults": [Fault(resource="webhooks", status=401), Fault(resource="segments", status=403)]},
+            {"webhooks": 401, "segments": 403},
+            id="401-and-403",
+        ),
+        pytest.param(
+            {"api_key": "another-key"}, {"webhooks": 401, "segments": 401, "eventDefs": 401}, id="key-not-the-apis"
+        ),
+    ],
+)
 def test_rejected_key_is_not_retried(
-    how: Dict[str, Any], rejected: Dict[str, int], sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any
+    how: Dict[str, Any],
+    rejected: Dict[str, int],
+    sim: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
 ) -> None:
     sim.sim.configure(**how)
 
@@ -439,7 +506,9 @@ def test_rejected_key_is_not_retried(
     assert sleeps == []
     loaded = {n for n, f in body["resources"].items() if f["status"] == "loaded"}
     assert loaded == {"webhooks", "segments", "eventDefs"} - set(rejected)
-    assert set(table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"])) == {t for n in loaded for t in TABLES_OF[n]}
+    assert set(table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"])) == {
+        t for n in loaded for t in TABLES_OF[n]
+    }
 
 
 def test_second_trigger_while_running_gets_409(
@@ -461,7 +530,9 @@ def test_second_trigger_while_running_gets_409(
     assert status == 409
     assert "already in progress" in body["error"]
     assert first["answer"][0] == 200
-    assert len([a for a in sim.sim.arrivals if a["path"] != "/me"]) == 6, "only the first run called the API (3 pages x 2)"
+    assert len([a for a in sim.sim.arrivals if a["path"] != "/me"]) == 6, (
+        "only the first run called the API (3 pages x 2)"
+    )
     db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
     assert table_counts(db) == expected_for(expected, subset)
     sim.sim.configure(latency_ms=0)
@@ -477,7 +548,9 @@ def test_schema_drift_new_field_and_type_change_load_without_failure(
     assert "loyalty_tier" not in columns(db, "segments")
     assert columns(db, "sessions")["duration_ms"] == "BIGINT"
 
-    sim.sim.configure(faults=[Fault(resource="segments", kind="new_field"), Fault(resource="sessions", kind="type_change")])
+    sim.sim.configure(
+        faults=[Fault(resource="segments", kind="new_field"), Fault(resource="sessions", kind="type_change")]
+    )
     status, body = post(fresh_service, ["segments", "sessions"])
 
     assert status == 200, body
@@ -492,7 +565,7 @@ def test_schema_drift_new_field_and_type_change_load_without_failure(
     assert len(values) == 25 and all(n is None and text.endswith(" ms") for n, text in values)
 
 
-# -- 4. idempotency ---------------------------------------------------------------------------
+# -- idempotency ------------------------------------------------------------------------------
 def test_three_runs_leave_identical_tables(
     sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, expected: Dict[str, int]
 ) -> None:
@@ -509,10 +582,12 @@ def test_three_runs_leave_identical_tables(
     assert set(snapshots[0]) == set(expected)
     # merge replaced every row: only the last load's rows are left in the root tables
     assert load_ids_in(db, [t for t in expected if "__" not in t]) == set(load_ids[-1])
-    assert query(db, f'select load_id, status from "{DATASET}"._dlt_loads where schema_name = \'analytics\' order by load_id') == [(i, 0) for run in load_ids for i in run]
+    assert query(
+        db, f"select load_id, status from \"{DATASET}\"._dlt_loads where schema_name = 'analytics' order by load_id"
+    ) == [(i, 0) for run in load_ids for i in run]
 
 
-# -- 5. secrets -------------------------------------------------------------------------------
+# -- secrets ----------------------------------------------------------------------------------
 def _files_containing(root: Path, needle: bytes) -> List[str]:
     """Files under `root` whose bytes, or gunzipped bytes (dlt's load package files), hold `needle`."""
     found = []
@@ -520,10 +595,8 @@ def _files_containing(root: Path, needle: bytes) -> List[str]:
         data = path.read_bytes()
         readable = [data]
         if data[:2] == b"\x1f\x8b":
-            try:
+            with contextlib.suppress(OSError):
                 readable.append(gzip.decompress(data))
-            except OSError:
-                pass
         if any(needle in blob for blob in readable):
             found.append(str(path))
     return found
@@ -542,15 +615,20 @@ def _warehouse_containing(db: str, needle: str) -> List[str]:
                     found.append(f"{schema}.{table}")
                     break
         if ("analytics", "_dlt_pipeline_state") in tables:
-            for (state,) in con.execute('select state from analytics._dlt_pipeline_state').fetchall():
+            for (state,) in con.execute("select state from analytics._dlt_pipeline_state").fetchall():
                 if needle in json.dumps(decompress_state(state)):
                     found.append("analytics._dlt_pipeline_state (decompressed)")
     return found
 
 
 def test_api_key_never_in_logs_answers_files_or_warehouse(
-    sim: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, capfd: Any,
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    sim: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    capfd: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
     monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "0.5")
@@ -558,18 +636,21 @@ def test_api_key_never_in_logs_answers_files_or_warehouse(
     answers: List[Tuple[int, Dict[str, Any]]] = []
 
     # every failure kind at once, one per resource, in a storm
-    sim.sim.configure(storm_rate=0.25, faults=[
-        Fault(resource="sessions", kind="type_change"),
-        Fault(resource="segments", status=500, page=2),
-        Fault(resource="operations", kind="hang", seconds=1.0, page=1),
-        Fault(resource="blockrules", kind="not_json"),
-        Fault(resource="domainsettings", kind="no_selector"),
-        Fault(resource="geosettings", kind="drop_key"),
-        Fault(resource="recordingfeatures", status=401),
-        Fault(resource="sessionTargetingRules", status=403),
-        Fault(resource="webhooks", status=429, retry_after="1", times=1),
-        Fault(resource="eventDefs", kind="new_field"),
-    ])
+    sim.sim.configure(
+        storm_rate=0.25,
+        faults=[
+            Fault(resource="sessions", kind="type_change"),
+            Fault(resource="segments", status=500, page=2),
+            Fault(resource="operations", kind="hang", seconds=1.0, page=1),
+            Fault(resource="blockrules", kind="not_json"),
+            Fault(resource="domainsettings", kind="no_selector"),
+            Fault(resource="geosettings", kind="drop_key"),
+            Fault(resource="recordingfeatures", status=401),
+            Fault(resource="sessionTargetingRules", status=403),
+            Fault(resource="webhooks", status=429, retry_after="1", times=1),
+            Fault(resource="eventDefs", kind="new_field"),
+        ],
+    )
     answers.append(post(fresh_service))
     # the key is not the API's, sent with the other auth scheme
     sim.sim.configure(storm_rate=0.0, faults=[], api_key="another-key")
@@ -588,8 +669,8 @@ def test_api_key_never_in_logs_answers_files_or_warehouse(
     runner.join(timeout=60)
     sim.sim.configure(latency_ms=0)
     # an interrupted run's package, then a warehouse that cannot be written, then no API at all
-    from loader.pipeline import new_pipeline
     from loader.environment import load_settings
+    from loader.pipeline import new_pipeline
     from source import analytics_source
 
     new_pipeline(load_settings()).extract(analytics_source().with_resources("webhooks"))

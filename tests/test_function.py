@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,11 +18,21 @@ from google.api_core import exceptions as gexc
 
 from loader import secrets
 from loader.environment import SETTINGS, load_settings
-from tests.conftest import API_KEY, ROOT, table_counts
+from tests.helpers import API_KEY, ROOT, free_port, table_counts
 
 SECRET = "projects/p1/secrets/analytics-api-key/versions/latest"
-SEED_RESOURCES = ("sessions", "segments", "operations", "blockrules", "domainsettings", "geosettings",
-                  "recordingfeatures", "sessionTargetingRules", "webhooks", "eventDefs")  # the seed's, written out
+SEED_RESOURCES = (
+    "sessions",
+    "segments",
+    "operations",
+    "blockrules",
+    "domainsettings",
+    "geosettings",
+    "recordingfeatures",
+    "sessionTargetingRules",
+    "webhooks",
+    "eventDefs",
+)  # the seed's, written out
 
 
 @pytest.fixture
@@ -59,7 +68,9 @@ def fake_sm(monkeypatch: pytest.MonkeyPatch, loader_env: Dict[str, str]) -> Fake
     return fake
 
 
-def test_post_loads_everything_with_exact_row_counts(client: Any, loader_env: Dict[str, str], expected: Dict[str, int]) -> None:
+def test_post_loads_everything_with_exact_row_counts(
+    client: Any, loader_env: Dict[str, str], expected: Dict[str, int]
+) -> None:
     answer = post(client, {})
 
     assert answer.status_code == 200, answer.get_json()
@@ -73,7 +84,9 @@ def test_post_loads_everything_with_exact_row_counts(client: Any, loader_env: Di
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
 
 
-def test_second_post_leaves_table_counts_unchanged(client: Any, loader_env: Dict[str, str], expected: Dict[str, int]) -> None:
+def test_second_post_leaves_table_counts_unchanged(
+    client: Any, loader_env: Dict[str, str], expected: Dict[str, int]
+) -> None:
     assert post(client).status_code == 200
     second = post(client)
 
@@ -131,7 +144,9 @@ def test_key_from_secret_manager_cached_per_instance(client: Any, fake_sm: FakeS
     assert {r["authorization"] for r in sim.sim.requests} == {f"Bearer {API_KEY}"}
 
 
-def test_rotated_key_is_read_again_after_the_cache_time(client: Any, fake_sm: FakeSecretManager, sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rotated_key_is_read_again_after_the_cache_time(
+    client: Any, fake_sm: FakeSecretManager, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("API_KEY_CACHE_SECONDS", "0")
     assert post(client, {"resources": ["segments"]}).status_code == 200
     sim.sim.configure(api_key="rotated-key-91")
@@ -204,11 +219,19 @@ def test_key_echoed_by_the_api_is_redacted_from_answer_and_logs(
 @pytest.mark.parametrize(
     "error, words",
     [
-        pytest.param(gexc.NotFound("secret not found"), ["not found", SECRET, "gcloud secrets versions add"], id="not-found"),
-        pytest.param(gexc.PermissionDenied("denied"), ["permission denied", SECRET, "roles/secretmanager.secretAccessor"], id="permission-denied"),
+        pytest.param(
+            gexc.NotFound("secret not found"), ["not found", SECRET, "gcloud secrets versions add"], id="not-found"
+        ),
+        pytest.param(
+            gexc.PermissionDenied("denied"),
+            ["permission denied", SECRET, "roles/secretmanager.secretAccessor"],
+            id="permission-denied",
+        ),
     ],
 )
-def test_secret_manager_failures_are_500_naming_the_secret(client: Any, fake_sm: FakeSecretManager, sim: Any, error: Exception, words: List[str]) -> None:
+def test_secret_manager_failures_are_500_naming_the_secret(
+    client: Any, fake_sm: FakeSecretManager, sim: Any, error: Exception, words: List[str]
+) -> None:
     fake_sm.error = error
 
     answer = post(client)
@@ -243,10 +266,14 @@ def test_missing_setting_is_500_naming_it(client: Any, monkeypatch: pytest.Monke
         pytest.param({"DESTINATION": "snowflake"}, "DESTINATION", id="destination"),
         pytest.param({"API_KEY_SECRET": "my-secret"}, "API_KEY_SECRET", id="secret-name"),
         pytest.param({"DATASET_NAME": "bad-name!"}, "DATASET_NAME", id="dataset"),
-        pytest.param({"DATASET_NAME": "warehouse"}, "DESTINATION__DUCKDB__CREDENTIALS", id="duckdb-file-named-like-dataset"),
+        pytest.param(
+            {"DATASET_NAME": "warehouse"}, "DESTINATION__DUCKDB__CREDENTIALS", id="duckdb-file-named-like-dataset"
+        ),
     ],
 )
-def test_wrong_setting_is_500_naming_it(client: Any, monkeypatch: pytest.MonkeyPatch, env: Dict[str, str], named: str) -> None:
+def test_wrong_setting_is_500_naming_it(
+    client: Any, monkeypatch: pytest.MonkeyPatch, env: Dict[str, str], named: str
+) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
 
@@ -256,7 +283,9 @@ def test_wrong_setting_is_500_naming_it(client: Any, monkeypatch: pytest.MonkeyP
     assert named in answer.get_json()["error"]
 
 
-def test_run_held_by_another_process_on_the_instance_gets_409(client: Any, loader_env: Dict[str, str], sim: Any) -> None:
+def test_run_held_by_another_process_on_the_instance_gets_409(
+    client: Any, loader_env: Dict[str, str], sim: Any
+) -> None:
     import fcntl
 
     folder = Path(loader_env["DLT_DATA_DIR"])
@@ -268,7 +297,9 @@ def test_run_held_by_another_process_on_the_instance_gets_409(client: Any, loade
 
     assert busy.status_code == 409 and "in progress" in busy.get_json()["error"]
     assert after.status_code == 200
-    assert {r["resource"] for r in sim.sim.requests if r["path"] != "/me"} == {"segments"}, "the refused run called nothing"
+    assert {r["resource"] for r in sim.sim.requests if r["path"] != "/me"} == {"segments"}, (
+        "the refused run called nothing"
+    )
 
 
 def test_upstream_failure_is_502_naming_resource_status_and_path(client: Any, sim: Any, sleeps: List[float]) -> None:
@@ -309,10 +340,14 @@ def test_logs_are_json_lines_with_run_id_and_resource_figures(client: Any, capsy
     assert set(figures) == {"segments", "webhooks"}
     assert all({"rows", "pages", "retries", "seconds"} <= set(f) for f in figures.values())
     assert figures["segments"]["rows"] == 25 and figures["segments"]["pages"] == 3
-    assert any(line.get("logger") == "analytics_loader" and "Extract" in line["message"] for line in lines), "dlt progress"
+    assert any(line.get("logger") == "analytics_loader" and "Extract" in line["message"] for line in lines), (
+        "dlt progress"
+    )
 
 
-def test_key_never_in_logs_or_answers(client: Any, fake_sm: FakeSecretManager, sim: Any, sleeps: List[float], capfd: pytest.CaptureFixture) -> None:
+def test_key_never_in_logs_or_answers(
+    client: Any, fake_sm: FakeSecretManager, sim: Any, sleeps: List[float], capfd: pytest.CaptureFixture
+) -> None:
     from simulator import Fault
 
     answers = [post(client).get_data(as_text=True)]
@@ -337,21 +372,28 @@ def test_readme_settings_table_is_the_code_s() -> None:
     assert all(f"`{s.name}`" in table for s in SETTINGS)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served_function(loader_env: Dict[str, str]) -> Any:
     """`functions-framework --target run_pipeline --source main.py` as a real process."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **loader_env, "PYTHONUNBUFFERED": "1"}
     bin_dir = Path(sys.executable).parent
     proc = subprocess.Popen(
-        [str(bin_dir / "functions-framework"), "--target", "run_pipeline", "--source", "main.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(bin_dir / "functions-framework"),
+            "--target",
+            "run_pipeline",
+            "--source",
+            "main.py",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 30
@@ -366,7 +408,9 @@ def served_function(loader_env: Dict[str, str]) -> Any:
     proc.wait(10)
 
 
-def test_real_functions_framework_process(served_function: str, loader_env: Dict[str, str], sim: Any, expected: Dict[str, int]) -> None:
+def test_real_functions_framework_process(
+    served_function: str, loader_env: Dict[str, str], sim: Any, expected: Dict[str, int]
+) -> None:
     first = requests.post(served_function, json={}, timeout=120)
     second = requests.post(served_function, data=b"", timeout=120)
     subset_from = len(sim.sim.requests)

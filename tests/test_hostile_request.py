@@ -9,7 +9,6 @@ import io
 import itertools
 import json
 import os
-import socket
 import string
 import subprocess
 import sys
@@ -21,11 +20,21 @@ import pytest
 import requests
 from functions_framework import create_app
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT, free_port
 
 LIMIT = 65536  # the documented body cap: 64 KiB
-VALID = ("sessions", "segments", "operations", "blockrules", "domainsettings", "geosettings",
-         "recordingfeatures", "sessionTargetingRules", "eventDefs", "webhooks")
+VALID = (
+    "sessions",
+    "segments",
+    "operations",
+    "blockrules",
+    "domainsettings",
+    "geosettings",
+    "recordingfeatures",
+    "sessionTargetingRules",
+    "eventDefs",
+    "webhooks",
+)
 
 
 def deep(levels: int) -> bytes:
@@ -60,11 +69,15 @@ def assert_json_error(answer: Any, status: int) -> Dict[str, Any]:
 
 # -- through service.handle -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw", [
-    pytest.param(b"[" * 1000 + b"]" * 1000, id="array-1000"),
-    pytest.param(deep(1000), id="resources-1000"),
-    pytest.param(b'{"a":' * 10000 + b"1" + b"}" * 10000, id="object-10000"),
-])
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 1000 + b"]" * 1000, id="array-1000"),
+        pytest.param(deep(1000), id="resources-1000"),
+        pytest.param(b'{"a":' * 10000 + b"1" + b"}" * 10000, id="object-10000"),
+    ],
+)
 def test_deeply_nested_body_is_400_naming_the_nesting(service: Any, sim: Any, raw: bytes, capfd: Any) -> None:
     status, body = service.handle("POST", raw)
 
@@ -116,7 +129,7 @@ def test_long_unknown_name_and_many_unknown_fields_are_cut_short(service: Any) -
 
     assert (name_status, fields_status) == (400, 400)
     assert "'" + "x" * 40 + "...'" in name_body["error"] and "x" * 41 not in name_body["error"]
-    assert "and 4995 more" in fields_body["error"] and "the only field is \"resources\"" in fields_body["error"]
+    assert "and 4995 more" in fields_body["error"] and 'the only field is "resources"' in fields_body["error"]
     assert max(len(name_body["error"]), len(fields_body["error"])) < 600  # the list of valid names, and a few
 
 
@@ -128,6 +141,7 @@ def test_repeated_unknown_name_is_counted_once(service: Any) -> None:
 
 
 # -- through the Cloud Function ----------------------------------------------------------------------
+
 
 def test_function_answers_deep_nesting_with_json_400(client: Any, sim: Any, capfd: Any) -> None:
     answer = client.post("/", data=deep(1000), headers={"Content-Type": "application/json"})
@@ -171,8 +185,11 @@ def test_function_reads_at_most_the_cap_of_an_endless_streamed_body(client: Any,
     stream = EndlessBody()
 
     # as a WSGI server passes a chunked body: no length, the server marks where the stream ends
-    answer = client.post("/", headers={"Content-Type": "application/json"}, environ_overrides={
-        "wsgi.input": stream, "wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    answer = client.post(
+        "/",
+        headers={"Content-Type": "application/json"},
+        environ_overrides={"wsgi.input": stream, "wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
 
     body = assert_json_error(answer, 413)
     assert "65536" in body["error"]
@@ -200,14 +217,24 @@ def test_function_still_runs_a_normal_body(client: Any, sim: Any) -> None:
 @pytest.fixture
 def served(loader_env: Dict[str, str], tmp_path: Path) -> Iterator[str]:
     """`functions-framework` as a real process (gunicorn), as Cloud Run serves the function."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = (tmp_path / "function.log").open("w")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "functions-framework"), "--target", "run_pipeline", "--source", "main.py",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env={**os.environ, **loader_env}, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "functions-framework"),
+            "--target",
+            "run_pipeline",
+            "--source",
+            "main.py",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **loader_env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 30

@@ -1,4 +1,4 @@
-"""Issue 7: the `documented` profile (the real API's documented shapes) next to the default `seed`.
+"""The `documented` profile (the real API's documented shapes) next to the default `seed`.
 
 Driven the way the function is (`service.handle("POST", body)`) against the simulator answering in
 the matching shapes (`SimConfig(profile=...)`, or per resource with `resource_profiles`).
@@ -11,46 +11,52 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import duckdb
 import pytest
 
-from conftest import API_KEY, ROOT, table_counts
 from simulator import Fault
 from simulator.data import SINGLETONS
 from simulator.expected import expected_counts
+from tests.helpers import API_KEY, ROOT, post, query, table_counts
 
 # the seed's ten resources, written out: an expectation computed from the loader's own table
 # would shrink with it
-SEED_RESOURCES = ("sessions", "segments", "operations", "blockrules", "domainsettings", "geosettings",
-                  "recordingfeatures", "sessionTargetingRules", "webhooks", "eventDefs")
+SEED_RESOURCES = (
+    "sessions",
+    "segments",
+    "operations",
+    "blockrules",
+    "domainsettings",
+    "geosettings",
+    "recordingfeatures",
+    "sessionTargetingRules",
+    "webhooks",
+    "eventDefs",
+)
 DATASET = "analytics"
 LIST_LIMITED = ("segments", "operations", "webhooks")  # documented: `limit` up to 100
 
 
-def post(service: Any, resources: Optional[Sequence[str]] = None) -> Tuple[int, Dict[str, Any]]:
-    raw = b"{}" if resources is None else json.dumps({"resources": list(resources)}).encode()
-    return service.handle("POST", raw)
-
-
-def query(path: str, sql: str, params: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
-    with duckdb.connect(path, read_only=True) as con:
-        return con.execute(sql, list(params)).fetchall()
-
-
 def columns(path: str, table: str) -> Dict[str, Tuple[str, str]]:
     """column -> (data type, nullable)"""
-    return {r[0]: (r[1], r[2]) for r in query(
-        path, "select column_name, data_type, is_nullable from information_schema.columns where table_schema = ? and table_name = ?",
-        [DATASET, table])}
+    return {
+        r[0]: (r[1], r[2])
+        for r in query(
+            path,
+            "select column_name, data_type, is_nullable from information_schema.columns where table_schema = ? and "
+            "table_name = ?",
+            [DATASET, table],
+        )
+    }
 
 
 def raw_rows(path: str, table: str) -> List[str]:
     with duckdb.connect(path, read_only=True) as con:
         cur = con.execute(f'select * from "{DATASET}"."{table}"')
         names = [d[0] for d in cur.description]
-        return sorted(repr(sorted(zip(names, r))) for r in cur.fetchall())
+        return sorted(repr(sorted(zip(names, r, strict=True))) for r in cur.fetchall())
 
 
 @pytest.fixture
@@ -62,7 +68,11 @@ def documented(sim: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyP
 
 
 def test_documented_profile_loads_all_ten_with_basic_auth_and_reruns_without_duplicates(
-    documented: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, monkeypatch: pytest.MonkeyPatch
+    documented: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sim = documented
     db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
@@ -90,7 +100,9 @@ def test_documented_profile_loads_all_ten_with_basic_auth_and_reruns_without_dup
     # settings objects: one row each, metadata kept as columns
     for name in SINGLETONS:
         cols = columns(db, name)
-        assert {"metadata__last_updated", "metadata__last_updated_by", "_dlt_valid_from", "_dlt_valid_to"} <= set(cols), name
+        assert {"metadata__last_updated", "metadata__last_updated_by", "_dlt_valid_from", "_dlt_valid_to"} <= set(
+            cols
+        ), name
         assert query(db, f'select metadata__last_updated_by from "{DATASET}"."{name}"') == [("admin@example.com",)]
     before = {name: raw_rows(db, name) for name in SINGLETONS}
 
@@ -101,7 +113,11 @@ def test_documented_profile_loads_all_ten_with_basic_auth_and_reruns_without_dup
     assert status == 200, body.get("error")
     counts = table_counts(db)
     # merge tables: no duplicates; the changed singleton: one new version, with its own nested rows
-    assert counts == {**expected, "geosettings": 2, "geosettings__record_geo_zones": 2 * expected["geosettings__record_geo_zones"]}
+    assert counts == {
+        **expected,
+        "geosettings": 2,
+        "geosettings__record_geo_zones": 2 * expected["geosettings__record_geo_zones"],
+    }
     for name in SINGLETONS:
         current = query(db, f'select count(*) from "{DATASET}"."{name}" where _dlt_valid_to is null')
         assert current == [(1,)], f"{name}: one current row"
@@ -111,8 +127,12 @@ def test_documented_profile_loads_all_ten_with_basic_auth_and_reruns_without_dup
 
 
 def test_failed_singleton_keeps_its_current_version_even_on_a_cold_start(
-    documented: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any,
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    documented: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """scd2 retires rows missing from a load: a settings object that failed must not be retired."""
     sim = documented
@@ -122,30 +142,64 @@ def test_failed_singleton_keeps_its_current_version_even_on_a_cold_start(
     before = {name: raw_rows(db, name) for name in ("blockrules", "domainsettings")}
 
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "cold"))
-    sim.sim.configure(faults=[Fault(resource="blockrules", status=500), Fault(resource="domainsettings", kind="not_json")])
+    sim.sim.configure(
+        faults=[Fault(resource="blockrules", status=500), Fault(resource="domainsettings", kind="not_json")]
+    )
     status, body = post(fresh_service, subset)
 
     assert status == 502
     assert {n for n, f in body["resources"].items() if f["status"] == "failed"} == {"blockrules", "domainsettings"}
     for name, rows in before.items():
         assert raw_rows(db, name) == rows, f"{name}: untouched, its current version still current"
-    assert table_counts(db) == {t: n for t, n in expected_counts(sim.sim.config).items() if t.split("__")[0] in ("blockrules", "domainsettings", "segments")}
+    assert table_counts(db) == {
+        t: n
+        for t, n in expected_counts(sim.sim.config).items()
+        if t.split("__")[0] in ("blockrules", "domainsettings", "segments")
+    }
 
 
-@pytest.mark.parametrize("env, words", [
-    pytest.param({"SOURCES__ANALYTICS__PROFILE": "documnted"}, ["SOURCES__ANALYTICS__PROFILE", "seed, documented"], id="unknown-profile"),
-    pytest.param({"SOURCES__ANALYTICS__AUTH_SCHEME": "digest"}, ["SOURCES__ANALYTICS__AUTH_SCHEME", "bearer, basic"], id="unknown-auth-scheme"),
-    pytest.param({"SOURCES__ANALYTICS__RESOURCES": '{"eventDef": {"primary_key": "eventName"}}'},
-                 ["[sources.analytics.resources]", "'eventDef'", "eventDefs"], id="override-of-unknown-resource"),
-    pytest.param({"SOURCES__ANALYTICS__RESOURCES": '{"eventDefs": {"primary": "eventName"}}'},
-                 ["[sources.analytics.resources.eventDefs]", "'primary'", "primary_key"], id="override-with-unknown-key"),
-    pytest.param({"SOURCES__ANALYTICS__RESOURCES": "eventDefs.primary_key=eventName"}, ["SOURCES__ANALYTICS__RESOURCES"],
-                 id="override-not-json"),
-    pytest.param({"SOURCES__ANALYTICS__SESSIONS_LIMIT": "all"}, ["SOURCES__ANALYTICS__SESSIONS_LIMIT"],
-                 id="sessions-limit-not-a-number"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        pytest.param(
+            {"SOURCES__ANALYTICS__PROFILE": "documnted"},
+            ["SOURCES__ANALYTICS__PROFILE", "seed, documented"],
+            id="unknown-profile",
+        ),
+        pytest.param(
+            {"SOURCES__ANALYTICS__AUTH_SCHEME": "digest"},
+            ["SOURCES__ANALYTICS__AUTH_SCHEME", "bearer, basic"],
+            id="unknown-auth-scheme",
+        ),
+        pytest.param(
+            {"SOURCES__ANALYTICS__RESOURCES": '{"eventDef": {"primary_key": "eventName"}}'},
+            ["[sources.analytics.resources]", "'eventDef'", "eventDefs"],
+            id="override-of-unknown-resource",
+        ),
+        pytest.param(
+            {"SOURCES__ANALYTICS__RESOURCES": '{"eventDefs": {"primary": "eventName"}}'},
+            ["[sources.analytics.resources.eventDefs]", "'primary'", "primary_key"],
+            id="override-with-unknown-key",
+        ),
+        pytest.param(
+            {"SOURCES__ANALYTICS__RESOURCES": "eventDefs.primary_key=eventName"},
+            ["SOURCES__ANALYTICS__RESOURCES"],
+            id="override-not-json",
+        ),
+        pytest.param(
+            {"SOURCES__ANALYTICS__SESSIONS_LIMIT": "all"},
+            ["SOURCES__ANALYTICS__SESSIONS_LIMIT"],
+            id="sessions-limit-not-a-number",
+        ),
+    ],
+)
 def test_wrong_profile_setting_is_a_500_naming_it(
-    env: Dict[str, str], words: List[str], sim: Any, loader_env: Dict[str, str], fresh_service: Any, monkeypatch: pytest.MonkeyPatch
+    env: Dict[str, str],
+    words: List[str],
+    sim: Any,
+    loader_env: Dict[str, str],
+    fresh_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -159,7 +213,11 @@ def test_wrong_profile_setting_is_a_500_naming_it(
 
 
 def test_sessions_limit_comes_from_the_setting(
-    documented: Any, loader_env: Dict[str, str], sleeps: List[float], fresh_service: Any, monkeypatch: pytest.MonkeyPatch
+    documented: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sim = documented
     monkeypatch.setenv("SOURCES__ANALYTICS__SESSIONS_LIMIT", "7")
@@ -170,7 +228,8 @@ def test_sessions_limit_comes_from_the_setting(
     assert [r["params"] for r in sim.sim.requests_for("sessions")] == [{"uid": "u1", "limit": "7"}]
     assert (body["resources"]["sessions"]["rows"], body["resources"]["sessions"]["pages"]) == (7, 1)
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == {
-        "sessions": expected_counts(sim.sim.config, sessions_limit=7)["sessions"]}
+        "sessions": expected_counts(sim.sim.config, sessions_limit=7)["sessions"]
+    }
     assert columns(loader_env["DESTINATION__DUCKDB__CREDENTIALS"], "sessions")["session_id"] == ("VARCHAR", "NO")
 
 
@@ -197,9 +256,7 @@ def test_override_from_env_sets_the_primary_key(
     assert "id" in columns(loader_env["DESTINATION__DUCKDB__CREDENTIALS"], "segments")
 
 
-def test_override_from_config_toml_in_the_project_folder(
-    sim: Any, loader_env: Dict[str, str], tmp_path: Path
-) -> None:
+def test_override_from_config_toml_in_the_project_folder(sim: Any, loader_env: Dict[str, str], tmp_path: Path) -> None:
     """`[sources.analytics.resources.eventDefs]` in `.dlt/config.toml` of the function's folder.
 
     dlt reads the toml files once per process (its config providers are cached), the way the
@@ -210,7 +267,8 @@ def test_override_from_config_toml_in_the_project_folder(
     project = tmp_path / "project"
     (project / ".dlt").mkdir(parents=True)
     (project / ".dlt" / "config.toml").write_text(
-        (ROOT / ".dlt" / "config.toml").read_text() + '\n[sources.analytics.resources.eventDefs]\nprimary_key = "eventName"\n'
+        (ROOT / ".dlt" / "config.toml").read_text()
+        + '\n[sources.analytics.resources.eventDefs]\nprimary_key = "eventName"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION", "DLT_", "RUNTIME__"))}
     env.update(loader_env, DLT_PROJECT_DIR=str(project), RUNTIME__DLTHUB_TELEMETRY="false", PYTHONPATH=str(ROOT))
@@ -220,11 +278,13 @@ def test_override_from_config_toml_in_the_project_folder(
         "print('ANSWER ' + json.dumps([status, body]))\n"
     )
 
-    done = subprocess.run([sys.executable, "-c", script], cwd=str(project), env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=str(project), env=env, capture_output=True, text=True, timeout=120
+    )
 
     answers = [line for line in done.stdout.splitlines() if line.startswith("ANSWER ")]
     assert answers, done.stdout[-2000:] + done.stderr[-2000:]
-    status, body = json.loads(answers[-1][len("ANSWER "):])
+    status, body = json.loads(answers[-1][len("ANSWER ") :])
     assert status == 200, body.get("error")
     _assert_event_defs_keyed_by_event_name(loader_env["DESTINATION__DUCKDB__CREDENTIALS"], body)
 
@@ -232,19 +292,43 @@ def test_override_from_config_toml_in_the_project_folder(
 # the resources that cannot load under the other profile: each must fail and name the right profile
 # (sessionTargetingRules: one page in the documented API, loaded whole under the seed profile; paged
 # by the seed API, refused under the documented profile, see the truncation test below)
-SEED_PROFILE_ON_DOCUMENTED_API = ("sessions", "blockrules", "domainsettings", "geosettings", "recordingfeatures", "webhooks", "eventDefs")
-DOCUMENTED_PROFILE_ON_SEED_API = ("sessions", "blockrules", "domainsettings", "geosettings", "recordingfeatures",
-                                  "sessionTargetingRules", "webhooks")
+SEED_PROFILE_ON_DOCUMENTED_API = (
+    "sessions",
+    "blockrules",
+    "domainsettings",
+    "geosettings",
+    "recordingfeatures",
+    "webhooks",
+    "eventDefs",
+)
+DOCUMENTED_PROFILE_ON_SEED_API = (
+    "sessions",
+    "blockrules",
+    "domainsettings",
+    "geosettings",
+    "recordingfeatures",
+    "sessionTargetingRules",
+    "webhooks",
+)
 SETTINGS_OBJECTS = ("blockrules", "domainsettings", "geosettings", "recordingfeatures")  # one object each, documented
 
 
-@pytest.mark.parametrize("loader_profile, api_profile, failing", [
-    pytest.param("seed", "documented", SEED_PROFILE_ON_DOCUMENTED_API, id="seed-profile-on-documented-api"),
-    pytest.param("documented", "seed", DOCUMENTED_PROFILE_ON_SEED_API, id="documented-profile-on-seed-api"),
-])
+@pytest.mark.parametrize(
+    "loader_profile, api_profile, failing",
+    [
+        pytest.param("seed", "documented", SEED_PROFILE_ON_DOCUMENTED_API, id="seed-profile-on-documented-api"),
+        pytest.param("documented", "seed", DOCUMENTED_PROFILE_ON_SEED_API, id="documented-profile-on-seed-api"),
+    ],
+)
 def test_wrong_profile_fails_naming_resource_and_the_other_profile(
-    loader_profile: str, api_profile: str, failing: Sequence[str], sim: Any, loader_env: Dict[str, str],
-    sleeps: List[float], fresh_service: Any, monkeypatch: pytest.MonkeyPatch,
+    loader_profile: str,
+    api_profile: str,
+    failing: Sequence[str],
+    sim: Any,
+    loader_env: Dict[str, str],
+    sleeps: List[float],
+    fresh_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SOURCES__ANALYTICS__PROFILE", loader_profile)
     sim.sim.configure(profile=api_profile)
@@ -263,7 +347,9 @@ def test_wrong_profile_fails_naming_resource_and_the_other_profile(
         reason = body["resources"][name]["reason"]
         assert hint in reason, f"{name}: {reason}"
         assert f"{name}: " in body["error"]
-        assert not any(t == name.lower() or t.startswith(f"{name.lower()}__") for t in counts), f"{name}: nothing loaded"
+        assert not any(t == name.lower() or t.startswith(f"{name.lower()}__") for t in counts), (
+            f"{name}: nothing loaded"
+        )
     for name, figures in body["resources"].items():
         if figures["status"] == "loaded":
             assert figures["rows"] > 0, f"{name}: never an empty table reported as success"
@@ -299,7 +385,11 @@ def test_documented_profile_refuses_a_one_page_list_where_one_settings_object_wa
     assert status == 502
     failed = body["resources"]["blockrules"]
     assert (failed["status"], failed["status_code"], failed["path"], failed["page"]) == (
-        "failed", 200, "/settings/recording/v1/blocking", 1)
+        "failed",
+        200,
+        "/settings/recording/v1/blocking",
+        1,
+    )
     assert "is a list under 'blockrules', not one settings object" in failed["reason"]
     assert "SOURCES__ANALYTICS__PROFILE=seed" in failed["reason"]
     assert body["resources"]["geosettings"]["status"] == "loaded"

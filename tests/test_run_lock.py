@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
 import pytest
 
 from loader import run_lock
 from loader.run_lock import RunLock, RunLockError, RunLockHeldError
-from tests.conftest import API_KEY, ROOT, table_counts
+from tests.helpers import API_KEY, ROOT, free_port, log_lines, table_counts
 
 BUCKET = "analytics-loader-locks"
 OBJECT = "run-lock/analytics"
@@ -103,11 +103,8 @@ def logs(capsys: pytest.CaptureFixture) -> pytest.CaptureFixture:
     return capsys
 
 
-def log_lines(out: str) -> List[Dict[str, Any]]:
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-
 # -- the lock ---------------------------------------------------------------------------------------
+
 
 def test_second_acquisition_is_refused_while_the_first_holds_it(storage: Emulator) -> None:
     lock = RunLock(BUCKET, "analytics", TTL)
@@ -222,6 +219,7 @@ def test_missing_bucket_is_an_error_naming_run_lock_bucket(storage: Emulator) ->
 
 # -- through the function -----------------------------------------------------------------------------
 
+
 def test_run_with_the_bucket_set_loads_and_releases_the_lock(
     locked_env: Dict[str, str], storage: Emulator, sim: Any
 ) -> None:
@@ -256,9 +254,7 @@ def test_unreachable_storage_is_500_naming_run_lock_bucket(
 ) -> None:
     from loader import service
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed}")
     monkeypatch.setattr(run_lock, "RETRY_SECONDS", 0.5)  # the retries of a dead endpoint, shortened
     run_lock.forget_client()
@@ -301,12 +297,24 @@ def test_two_instances_at_once_one_loads_one_gets_409(
     sim.sim.configure(faults=[Fault(resource="segments", kind="hang", seconds=2.0, page=1, times=1)])
     instances = []
     for name in ("a", "b"):
-        env = {**os.environ, **locked_env, "STORAGE_EMULATOR_HOST": storage.url, "PYTHONPATH": str(ROOT),
-               "DLT_DATA_DIR": str(tmp_path / name / "dlt"),
-               "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / name / "warehouse.duckdb")}
+        env = {
+            **os.environ,
+            **locked_env,
+            "STORAGE_EMULATOR_HOST": storage.url,
+            "PYTHONPATH": str(ROOT),
+            "DLT_DATA_DIR": str(tmp_path / name / "dlt"),
+            "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / name / "warehouse.duckdb"),
+        }
         out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
-        proc = subprocess.Popen([sys.executable, "-c", INSTANCE], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                stdout=out.open("w"), stderr=err.open("w"), text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", INSTANCE],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=out.open("w"),
+            stderr=err.open("w"),
+            text=True,
+        )
         instances.append((name, proc, out, err))
     try:
         for _, _, out, _ in instances:
@@ -331,7 +339,7 @@ def test_two_instances_at_once_one_loads_one_gets_409(
     for name, _, out, err in instances:
         lines = [line for line in out.read_text().splitlines() if line.startswith("ANSWER ")]
         assert lines, out.read_text()[-2000:] + err.read_text()[-2000:]
-        answers[name] = json.loads(lines[0][len("ANSWER "):])
+        answers[name] = json.loads(lines[0][len("ANSWER ") :])
         assert "Traceback" not in err.read_text()
     assert sorted(status for status, _ in answers.values()) == [200, 409]
     winner = next(name for name, (status, _) in answers.items() if status == 200)

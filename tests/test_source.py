@@ -13,8 +13,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.extract.exceptions import ResourceExtractionError
 
 from source import RESOURCE_NAMES, analytics_source
-from source.errors import UpstreamHTTPError
-from source.errors import error_of
+from source.errors import UpstreamHTTPError, error_of
 from source.settings import RESOURCES
 
 BASE = "https://api.example.test"
@@ -39,14 +38,16 @@ def make_source(**kwargs: Any) -> Any:
 
 
 def page(selector: str, ids: List[int], token: str = None) -> Dict[str, Any]:
-    body: Dict[str, Any] = {selector: [{"id": f"r{i}", "name": f"n{i}", "createdTime": "2026-01-01T00:00:00Z"} for i in ids]}
+    body: Dict[str, Any] = {
+        selector: [{"id": f"r{i}", "name": f"n{i}", "createdTime": "2026-01-01T00:00:00Z"} for i in ids]
+    }
     if token:
         body["nextPaginationToken"] = token
     return body
 
 
 def test_resource_table_is_the_seeds() -> None:
-    assert RESOURCE_NAMES == tuple(SEED_TABLE)
+    assert tuple(SEED_TABLE) == RESOURCE_NAMES
     assert {r["name"]: (r["endpoint"]["path"], r["endpoint"]["data_selector"]) for r in RESOURCES} == SEED_TABLE
 
 
@@ -54,8 +55,20 @@ def test_resource_table_is_the_seeds() -> None:
 @responses.activate
 def test_each_resource_path_selector_key_and_auth(name: str) -> None:
     path, selector = SEED_TABLE[name]
-    responses.get(f"{BASE}{path}", json=page(selector, [1, 2], token="t2"), match=[responses.matchers.query_param_matcher({"uid": "u1"} if name == "sessions" else {})])
-    responses.get(f"{BASE}{path}", json=page(selector, [3]), match=[responses.matchers.query_param_matcher({**({"uid": "u1"} if name == "sessions" else {}), "pagination_token": "t2"})])
+    responses.get(
+        f"{BASE}{path}",
+        json=page(selector, [1, 2], token="t2"),
+        match=[responses.matchers.query_param_matcher({"uid": "u1"} if name == "sessions" else {})],
+    )
+    responses.get(
+        f"{BASE}{path}",
+        json=page(selector, [3]),
+        match=[
+            responses.matchers.query_param_matcher(
+                {**({"uid": "u1"} if name == "sessions" else {}), "pagination_token": "t2"}
+            )
+        ],
+    )
     responses.get(re.compile(f"{BASE}/.*"), json={"unexpected": True}, status=418)  # anything else fails the test
 
     source = make_source().with_resources(name)
@@ -75,12 +88,18 @@ def test_pagination_follows_the_cursor_to_the_end() -> None:
     for n in range(pages):
         params = {"uid": "u1", **({"pagination_token": f"p{n}"} if n else {})}
         token = f"p{n + 1}" if n < pages - 1 else None
-        responses.get(f"{BASE}/sessions/v2", json=page("sessions", [n * 2, n * 2 + 1], token), match=[responses.matchers.query_param_matcher(params)])
+        responses.get(
+            f"{BASE}/sessions/v2",
+            json=page("sessions", [n * 2, n * 2 + 1], token),
+            match=[responses.matchers.query_param_matcher(params)],
+        )
 
     rows = list(make_source().with_resources("sessions"))
 
     assert len(rows) == pages * 2
-    assert [c.request.params.get("pagination_token") for c in responses.calls] == [None] + [f"p{n}" for n in range(1, pages)]
+    assert [c.request.params.get("pagination_token") for c in responses.calls] == [None] + [
+        f"p{n}" for n in range(1, pages)
+    ]
 
 
 @pytest.mark.parametrize("status", [pytest.param(s, id=str(s)) for s in SEED_RETRIED])
@@ -147,7 +166,9 @@ def test_retry_after_is_honoured(sleeps: List[float]) -> None:
     ],
 )
 @responses.activate
-def test_retry_policy_overridden_by_dlt_runtime_env(env: Dict[str, str], calls: int, waits: List[float], sleeps: List[float], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_policy_overridden_by_dlt_runtime_env(
+    env: Dict[str, str], calls: int, waits: List[float], sleeps: List[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     responses.get(f"{BASE}/segments/v1", status=503)
@@ -175,7 +196,7 @@ def test_missing_setting_names_it_and_its_env_var(missing: str, monkeypatch: pyt
 
 
 def test_settings_resolve_from_dlt_env_vars(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import API_KEY
+    from tests.helpers import API_KEY
 
     monkeypatch.setenv("SOURCES__ANALYTICS__BASE_URL", sim.url)
     monkeypatch.setenv("SOURCES__ANALYTICS__UID", "env-uid")
@@ -187,11 +208,15 @@ def test_settings_resolve_from_dlt_env_vars(sim: Any, monkeypatch: pytest.Monkey
     assert {r["params"]["uid"] for r in sim.sim.requests} == {"env-uid"}
 
 
-def test_full_load_into_duckdb_exact_counts_then_merge(loader_env: Dict[str, str], sim: Any, expected: Dict[str, int], tmp_path: Any) -> None:
-    from tests.conftest import API_KEY, table_counts
+def test_full_load_into_duckdb_exact_counts_then_merge(
+    loader_env: Dict[str, str], sim: Any, expected: Dict[str, int], tmp_path: Any
+) -> None:
+    from tests.helpers import API_KEY, table_counts
 
     db = str(tmp_path / "direct.duckdb")
-    pipeline = dlt.pipeline("direct", destination=dlt.destinations.duckdb(db), dataset_name="analytics", pipelines_dir=str(tmp_path / "p"))
+    pipeline = dlt.pipeline(
+        "direct", destination=dlt.destinations.duckdb(db), dataset_name="analytics", pipelines_dir=str(tmp_path / "p")
+    )
 
     pipeline.run(analytics_source())
     first = table_counts(db)

@@ -19,22 +19,19 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import hcl2
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-TF_DIR = REPO / "terraform"
-README = REPO / "README.md"
-sys.path.insert(0, str(REPO))
+from loader.environment import REQUIRED_DEPLOYED, SETTINGS, SETTINGS_BY_NAME
+from loader.logs import LOGGER_NAME, JsonLineHandler
+from tests.helpers import ROOT
 
-from loader.environment import REQUIRED_DEPLOYED, SETTINGS, SETTINGS_BY_NAME  # noqa: E402
-from loader.logs import LOGGER_NAME, JsonLineHandler  # noqa: E402
-
+TF_DIR = ROOT / "terraform"
+README = ROOT / "README.md"
 HCL_OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 FUNCTION = "google_cloudfunctions2_function.default"
 FUNCTION_URI = "${google_cloudfunctions2_function.default.service_config[0].uri}"
@@ -66,7 +63,7 @@ def parse_hcl(path: Path) -> Dict[str, Any]:
         return hcl2.load(f, serialization_options=HCL_OPTIONS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def config() -> Dict[str, Dict[str, Any]]:
     """All terraform/*.tf merged: {"resource": {type: {name: body}}, "data": ..., "variable": {name: body}, ...}."""
     merged: Dict[str, Dict[str, Any]] = {
@@ -152,7 +149,7 @@ def archive_patterns() -> List[str]:
     return patterns
 
 
-def fileset_regex(pattern: str) -> "re.Pattern[str]":
+def fileset_regex(pattern: str) -> re.Pattern[str]:
     """Terraform's fileset() glob as a regex: `**/` is any number of folders, `*` and `?` stay in one."""
     out = ""
     for token in re.split(r"(\*\*/|\*\*|\*|\?)", pattern):
@@ -160,13 +157,13 @@ def fileset_regex(pattern: str) -> "re.Pattern[str]":
     return re.compile(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def archive_files() -> Tuple[str, ...]:
     """The zip's file list: the fileset patterns evaluated on the real tree (fileset matches hidden files too)."""
     found: Set[str] = set()
     for pattern in archive_patterns():
-        for match in glob.glob(pattern, root_dir=REPO, recursive=True, include_hidden=True):
-            if (REPO / match).is_file():
+        for match in glob.glob(pattern, root_dir=ROOT, recursive=True, include_hidden=True):
+            if (ROOT / match).is_file():
                 found.add(Path(match).as_posix())
     return tuple(sorted(found))
 
@@ -184,7 +181,7 @@ def local_imports(files: List[Path]) -> Set[str]:
                 continue
             for module in modules:
                 top = module.split(".")[0]
-                if (REPO / f"{top}.py").is_file() or (REPO / top).is_dir():
+                if (ROOT / f"{top}.py").is_file() or (ROOT / top).is_dir():
                     names.add(top)
     return names
 
@@ -211,7 +208,7 @@ def checkov_bin() -> Optional[str]:
     """CHECKOV_BIN, else the tools venv `make test` builds, else checkov on PATH."""
     if os.environ.get("CHECKOV_BIN"):
         return os.environ["CHECKOV_BIN"]
-    tools = REPO / ".venv-tools" / "bin" / "checkov"
+    tools = ROOT / ".venv-tools" / "bin" / "checkov"
     if tools.is_file():
         return str(tools)
     return shutil.which("checkov")
@@ -387,7 +384,7 @@ def test_api_enabled(api: str) -> None:
 
 
 def test_entry_point_is_the_http_function_in_main() -> None:
-    names = http_entry_points(REPO / "main.py")
+    names = http_entry_points(ROOT / "main.py")
     assert len(names) == 1, f"expected one @functions_framework.http function in main.py, found {names}"
     build = block(resource(FUNCTION), "build_config")
     assert build["entry_point"] == names[0]
@@ -542,15 +539,15 @@ def test_archive_excludes_tests_secrets_venvs_caches() -> None:
 
 
 def test_archive_includes_every_local_import() -> None:
-    python_files = [REPO / f for f in archive_files() if f.endswith(".py")]
+    python_files = [ROOT / f for f in archive_files() if f.endswith(".py")]
     missing: List[str] = []
     for name in sorted(local_imports(python_files)):
-        if (REPO / f"{name}.py").is_file():
+        if (ROOT / f"{name}.py").is_file():
             needed = {f"{name}.py"}
         else:
             needed = {
                 Path(f).as_posix()
-                for f in glob.glob(f"{name}/**/*.py", root_dir=REPO, recursive=True)
+                for f in glob.glob(f"{name}/**/*.py", root_dir=ROOT, recursive=True)
                 if "__pycache__" not in f
             }
         missing += sorted(needed - set(archive_files()))
@@ -953,6 +950,7 @@ def hcl_value(value: Any) -> str:
 def planned_inputs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     """`terraform test` (plan only) of variables.tf + main.tf, which need no provider: per case, "pass"
     or the failure output. One Terraform run for all cases."""
+    terraform = TERRAFORM or pytest.skip("terraform CLI not on PATH")
     folder = tmp_path_factory.mktemp("inputs")
     for name in ("variables.tf", "main.tf"):
         shutil.copy(TF_DIR / name, folder / name)
@@ -982,8 +980,8 @@ def planned_inputs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     (folder / "inputs.tftest.hcl").write_text("\n".join(runs))
     for command in (["init", "-input=false", "-no-color"], ["test", "-no-color"]):
         proc = subprocess.run(
-            [TERRAFORM, *command], cwd=folder, capture_output=True, text=True, timeout=120, env=TERRAFORM_ENV
-        )  # type: ignore[list-item]
+            [terraform, *command], cwd=folder, capture_output=True, text=True, timeout=120, env=TERRAFORM_ENV
+        )
     results = dict(re.findall(r'run "(\w+)"\.\.\. (\w+)', proc.stdout))
     assert results, f"terraform test ran no case (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return {
@@ -1145,7 +1143,7 @@ def test_checkov_reports_no_failed_check() -> None:
         "--compact",
         "--skip-download",
     ]
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=CHECKOV_TIMEOUT_SECONDS)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=CHECKOV_TIMEOUT_SECONDS)
     assert proc.stdout.strip(), f"checkov printed nothing (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     report = json.loads(proc.stdout)
     reports = report if isinstance(report, list) else [report]

@@ -16,21 +16,17 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-TF_DIR = REPO / "terraform"
-CACHE = Path(os.environ.get("TFSCHEMA_CACHE") or REPO / ".cache" / "tfschema")
-sys.path.insert(0, str(REPO))
-
-from tools.tfschema.cache import WHEELS_FILE, cached_versions, load, read_pins  # noqa: E402
-from tools.tfschema.check import Problem, check_module  # noqa: E402
-from tools.tfschema.manifest import build_schema  # noqa: E402
-from tools.tfschema.ranges import (  # noqa: E402
+from tests.helpers import ROOT
+from tools.tfschema.cache import WHEELS_FILE, cached_versions, load, read_pins
+from tools.tfschema.check import Problem, check_module
+from tools.tfschema.manifest import build_schema
+from tools.tfschema.ranges import (
     ends,
     lower_bound,
     parse_constraint,
@@ -40,10 +36,13 @@ from tools.tfschema.ranges import (  # noqa: E402
     satisfies,
 )
 
+TF_DIR = ROOT / "terraform"
+CACHE = Path(os.environ.get("TFSCHEMA_CACHE") or ROOT / ".cache" / "tfschema")
+
 Json = Dict[str, Any]
 
 
-@lru_cache(maxsize=None)
+@cache
 def available() -> Dict[str, Dict[Tuple[int, int, int], Path]]:
     try:
         return cached_versions(CACHE)
@@ -51,7 +50,7 @@ def available() -> Dict[str, Dict[Tuple[int, int, int], Path]]:
         pytest.fail(str(error))
 
 
-@lru_cache(maxsize=None)
+@cache
 def schemas_at(end: str) -> Dict[str, Json]:
     """{provider: schema} at the "lower" or "upper" end of terraform/versions.tf's ranges."""
     versions = range_ends(TF_DIR, available())[end]
@@ -241,12 +240,12 @@ def test_checker_command_fails_on_a_broken_copy_and_passes_on_the_module(tmp_pat
     )
     command = [sys.executable, "-m", "tools.tfschema", "check", "--cache", str(CACHE)]
     broken = subprocess.run(
-        [*command, str(tmp_path / "terraform")], cwd=REPO, capture_output=True, text=True, timeout=120
+        [*command, str(tmp_path / "terraform")], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert f"scheduler.tf:{line + 1}: google_cloud_scheduler_job.default: unknown argument `colour`" in broken.stdout
     assert "lower (" in broken.stdout and "upper (" in broken.stdout, broken.stdout
-    good = subprocess.run([*command, str(TF_DIR)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    good = subprocess.run([*command, str(TF_DIR)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert good.returncode == 0 and good.stdout.count(": 0 problem(s)") == 2, good.stdout + good.stderr
 
 

@@ -29,7 +29,7 @@ import re
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 Json = Dict[str, Any]
 
@@ -65,11 +65,11 @@ def read_assembly(wheel: Path) -> Json:
     return assembly
 
 
-def _member(tar: tarfile.TarFile, name: str, wheel: Path) -> io.BufferedReader:
+def _member(tar: tarfile.TarFile, name: str, wheel: Path) -> IO[bytes]:
     member = tar.extractfile(name)
     if member is None:
         raise ValueError(f"{wheel.name}: no {name} in its jsii tarball")
-    return member  # type: ignore[return-value]
+    return member
 
 
 def build_schema(wheel: Path) -> Json:

@@ -46,7 +46,7 @@ class Block:
     file: Path
     line: int
     attributes: List[Attribute] = field(default_factory=list)
-    blocks: List["Block"] = field(default_factory=list)
+    blocks: List[Block] = field(default_factory=list)
 
     def attribute(self, name: str) -> Optional[Attribute]:
         return next((a for a in self.attributes if a.name == name), None)

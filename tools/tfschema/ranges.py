@@ -17,7 +17,8 @@ def parse_version(text: str) -> Version:
     parts = [int(p) for p in text.split(".")]
     if not 1 <= len(parts) <= 3:
         raise ValueError(f"not a version: {text!r}")
-    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+    major, minor, patch = parts + [0] * (3 - len(parts))
+    return major, minor, patch
 
 
 def parse_constraint(constraint: str) -> List[Tuple[str, Version, int]]:
