@@ -33,15 +33,16 @@ def destination_for(settings: FunctionSettings) -> Any:
     if settings.destination == "duckdb":
         from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-        path = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or str(PROJECT_DIR / "warehouse.duckdb")
+        # dlt's own names, resolved by dlt's providers (env, .dlt/config.toml), with our defaults
+        path = str(dlt.config.get("destination.duckdb.credentials") or PROJECT_DIR / "warehouse.duckdb")
         if Path(path).stem == settings.dataset_name:
             # DuckDB names the catalog after the file: `analytics.analytics` would be ambiguous
             raise SettingsError(
                 f"DESTINATION__DUCKDB__CREDENTIALS file {Path(path).name!r} has the same name as DATASET_NAME "
                 f"{settings.dataset_name!r}; DuckDB cannot tell them apart: rename the file (e.g. warehouse.duckdb)"
             )
-        limit = (
-            os.environ.get("DESTINATION__DUCKDB__MEMORY_LIMIT")
+        limit: str = (
+            dlt.config.get("destination.duckdb.memory_limit")
             or SETTINGS_BY_NAME["DESTINATION__DUCKDB__MEMORY_LIMIT"].default
         )
         return dlt.destinations.duckdb(
@@ -51,7 +52,7 @@ def destination_for(settings: FunctionSettings) -> Any:
             preferred_loader_file_format="jsonl",
         )
     if settings.destination == "filesystem":
-        bucket = os.environ.get("DESTINATION__FILESYSTEM__BUCKET_URL") or str(settings.data_dir / "filesystem")
+        bucket: str = dlt.config.get("destination.filesystem.bucket_url") or str(settings.data_dir / "filesystem")
         return dlt.destinations.filesystem(bucket_url=bucket)
     return bigquery_destination()
 
