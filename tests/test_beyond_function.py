@@ -161,3 +161,26 @@ def test_a_bad_events_setting_is_a_500_naming_it(
     status, body = post(fresh_service, ["events"])
 
     assert status == 500 and "SOURCES__ANALYTICS__EVENTS_START" in body["error"]
+
+
+def test_beyond_the_seed_into_bigquery_with_a_second_run_continuing_the_backfill(
+    sim: Any, bigquery_env: Dict[str, str], bigquery_emulator: Any, fresh_service: Any, events_env: str
+) -> None:
+    """The same resources through dlt's BigQuery destination (the emulator): exact counts, and the
+    events cursor and the history cursors stored in the warehouse carry the next run on."""
+    client, dataset = bigquery_emulator.client(), bigquery_env["DATASET_NAME"]
+
+    def count(table: str) -> int:
+        sql = f"select count(*) as n from `{bigquery_emulator.project}.{dataset}.{table}`"
+        return int(next(iter(client.query(sql).result()))["n"])
+
+    names = ["events", "users", "blockrules_history"]
+    first = post(fresh_service, names)
+    second = post(fresh_service, names)
+
+    assert (first[0], second[0]) == (200, 200), (first[1].get("error"), second[1].get("error"))
+    config = beyond.config_of(sim.sim)
+    windows = list(window_bounds(events_env, 1, 4))  # two windows a run
+    assert count("events") == sum(beyond.expected_events(config, s, e) for s, e in windows)
+    assert (count("users"), count("blockrules_history")) == (25, 25)
+    assert [w["start"] for w in beyond.exports_of(sim.sim)] == [s for s, _ in windows]
