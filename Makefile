@@ -57,7 +57,7 @@ $(VENV)/.bench-installed: requirements-bench.txt | $(VENV)/.installed
 
 ## bench: the seed's configuration as-is vs this loader, the network floor and a scale curve to
 ##        1M sessions, against the simulator (~10 min; rewrites docs/benchmarks.md and the README's summary)
-bench: venv $(VENV)/.bench-installed
+bench: venv bqemu $(VENV)/.bench-installed
 	$(PY) -m bench
 
 clean:

@@ -10,8 +10,10 @@ Modes:
   probe    the sessions chain fetched by a bare `requests` loop.
 
 Timing of dlt's steps: `Pipeline.extract/normalize/load` are wrapped (measurement only, the calls
-are unchanged); every call is recorded as (step, start, end) from the start of the run. Peak RSS
-is measured by the parent (`os.wait4`); the child reports its own `ru_maxrss` too.
+are unchanged); every call is recorded as (step, start, end, CPU seconds, pipeline name, peak RSS
+MiB so far), times from the start of the run, CPU as `time.process_time()` over the call (every
+thread of the process: read-ahead threads still reading count where they run). The child reports
+its peak RSS (VmHWM, see `high_water_mib`); the parent measures its CPU seconds (`os.wait4`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ from collections.abc import Callable
 from typing import Any
 
 
+def high_water_mib() -> float:
+    """Peak RSS of this process's own memory since exec (VmHWM). `ru_maxrss` is no good for that: Linux
+    carries the parent's peak into it at exec, so a child of the bench never shows less than the bench."""
+    with open("/proc/self/status") as status:
+        lines = status.read().splitlines()
+    for line in lines:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc: the best there is
+
+
 def _timed(run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
     """`run()` with dlt's steps wrapped: its answer, and its wall time, steps and row counts."""
     from dlt.pipeline.pipeline import Pipeline
@@ -38,11 +51,14 @@ def _timed(run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
         original = getattr(Pipeline, step)
 
         def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 info = original(self, *args, **kwargs)
             finally:
-                calls.append([step, round(started - origin, 4), round(time.perf_counter() - origin, 4)])
+                end, cpu = time.perf_counter(), time.process_time() - cpu
+                peak = high_water_mib()  # so far: which step set the peak
+                at = [round(started - origin, 4), round(end - origin, 4)]
+                calls.append([step, *at, round(cpu, 4), self.pipeline_name, round(peak, 1)])
             if step == "normalize" and info is not None:
                 for table, n in (getattr(info, "row_counts", None) or {}).items():
                     counts[table] = counts.get(table, 0) + n
@@ -52,9 +68,10 @@ def _timed(run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
 
     for step in ("extract", "normalize", "load"):
         wrap(step)
-    epoch, origin = time.time(), time.perf_counter()
+    epoch, origin, cpu = time.time(), time.perf_counter(), time.process_time()
     answer = run()
-    return answer, {"wall_s": time.perf_counter() - origin, "steps": calls, "row_counts": counts, "origin_epoch": epoch}
+    figures = {"wall_s": time.perf_counter() - origin, "run_cpu_s": time.process_time() - cpu}
+    return answer, {**figures, "steps": calls, "row_counts": counts, "origin_epoch": epoch}
 
 
 def run_seed(spec: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +186,7 @@ def main() -> None:
         traceback.print_exc()
         result = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
     result["self_maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["high_water_mib"] = high_water_mib()
     with open(result_path, "w") as f:
         json.dump(result, f)
     sys.stdout.flush()

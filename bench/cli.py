@@ -3,14 +3,17 @@
 Scenarios (select with --scenario, repeatable; default: all):
   s30   30 ms latency, 10,000 sessions (pages of 100), 1,000 rows of every other resource;
         A and B alternated (A B, B A, A B, ...), 3 pairs (--quick: 1); after each pair, the
-        sessions chain fetched by a bare requests loop (the practical floor on this machine)
+        sessions chain fetched by a bare requests loop on the same simulator (the practical floor)
   s100  the same volume at 100 ms latency, 1 pair (--quick: skipped)
-  big   latency 0, 100,000 sessions: B on the production path (DESTINATION=filesystem, jsonl) at
-        10,000 and 100,000 sessions (memory must not grow with pages), B and A on DuckDB
-        (--quick: filesystem runs only)
+  scale the scale curve: B on the production path (DESTINATION=filesystem, jsonl) at 10,000,
+        100,000 and 1,000,000 sessions (up to --scale-max), latency 0 so that it measures the
+        loader's CPU, not the network; one run each; then the same points into the BigQuery
+        emulator of tests/bigquery_emulator.py (.venv-bqemu, `make bqemu`; --quick or
+        --no-bigquery: skipped), for the memory of the deployed path (~5 min in all)
+  big   latency 0, 100,000 sessions into DuckDB, A and B (--quick: skipped)
   cold  `import main` in a fresh interpreter (5 runs, --quick 3) and the first POST of a fresh
         functions-framework app (1 run)
-Writes docs/benchmarks.md and the README's bench section unless --no-write.
+Writes docs/benchmarks.md, docs/bench-scale.png and the README's bench section unless --no-write.
 --levers: B with one setting or modelled code change at a time instead (bench/levers.py).
 """
 
@@ -22,21 +25,25 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import levers, report, runner
-from bench.sim import Volume, add_requests, start
+from bench import levers, publish, report, runner
+from bench.seed import seed_copy_check
+from bench.sim import Volume, add_requests, client_figures, start
+from bench.steps import steps
 
-SCENARIOS = ("s30", "s100", "big", "cold")
+SCENARIOS = ("s30", "s100", "scale", "big", "cold")
 VOLUMES = {
     "s30": Volume(latency_ms=30, sessions=10_000),
     "s100": Volume(latency_ms=100, sessions=10_000),
     "big": Volume(latency_ms=0, sessions=100_000),
-    "big10k": Volume(latency_ms=0, sessions=10_000),
 }
+SCALE_POINTS = (10_000, 100_000, 1_000_000)  # sessions; the curve stops at --scale-max
+SCALE_S_PER_SESSION = 0.001  # a scale run's timeout: at least this per session (1M: 1,000 s)
 OUT = runner.BENCH_ROOT / "bench" / "out"
 LOGS = OUT / "logs"
 Results = dict[str, list[dict[str, Any]]]
@@ -47,7 +54,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
-    p.add_argument("--quick", action="store_true", help="1 pair at 30 ms, no 100 ms run, no DuckDB at 100k (~1 min)")
+    p.add_argument(
+        "--quick", action="store_true", help="1 pair at 30 ms, no 100 ms run, scale curve to 100k, no DuckDB (~1.5 min)"
+    )
+    p.add_argument(
+        "--scale-max",
+        type=int,
+        help="largest point of the scale curve, in sessions (default 1,000,000; --quick 100,000); "
+        "a value not in 10k/100k/1M is added as a point of its own",
+    )
+    p.add_argument("--no-bigquery", action="store_true", help="scale curve without the BigQuery emulator's points")
     p.add_argument("--runs", type=int, help="A/B pairs of the s30 scenario (default 3, --quick 1); --levers: 2")
     p.add_argument("--tree", type=Path, default=runner.BENCH_ROOT, help="project tree to run as B (default: this repo)")
     p.add_argument("--no-write", action="store_true", help="print the tables, leave docs/benchmarks.md and README.md")
@@ -102,7 +118,7 @@ def say(msg: str) -> None:
 def brief(label: str, r: dict[str, Any]) -> str:
     if not r.get("ok"):
         return f"  {label}: FAILED {r.get('error')} (log: {r.get('log')})"
-    s = report.steps(r)
+    s = steps(r)
     return (
         f"  {label}: {r['wall_s']:.2f} s (extract {s['extract']:.2f}, normalize {s['normalize']:.2f}, "
         f"load {s['load']:.2f}), {r.get('requests', '-')} requests ({r.get('chain_cycle_ms') or 0:.1f} ms a "
@@ -116,11 +132,12 @@ def project_run(
     destination: str = "duckdb",
     env: dict[str, str] | None = None,
     code: list[str] | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """(B) This loader through the function's code path, with --set/--code and the lever's own."""
     spec = {"mode": "project", "base_url": server.url, "code": args.code + (code or [])}
     env = {**dict(item.split("=", 1) for item in args.set), **(env or {})}
-    result = runner.run(spec, LOGS, args.timeout, tree=args.tree, env=env, destination=destination)
+    result = runner.run(spec, LOGS, timeout or args.timeout, tree=args.tree, env=env, destination=destination)
     return add_requests(result, server)
 
 
@@ -159,10 +176,55 @@ def run_pairs(
                     "params": {"uid": runner.UID},
                 }
                 r = runner.run(spec, LOGS, args.timeout)
+                r.update(client_figures(list(server.sim.requests), "sessions"))
                 server.sim.reset()
                 results.setdefault(f"{key}/probe", []).append(r)
                 wall, cycle = r.get("wall_s", float("nan")), r.get("cycle_ms", float("nan"))
                 say(f"  probe #{i + 1}: the sessions chain, bare requests loop: {wall:.2f} s, {cycle:.1f} ms a request")
+    finally:
+        server.stop()
+
+
+def scale_points(args: argparse.Namespace) -> list[int]:
+    top = args.scale_max or (100_000 if args.quick else SCALE_POINTS[-1])
+    return sorted({n for n in SCALE_POINTS if n <= top} | {top})
+
+
+def run_scale(args: argparse.Namespace, results: Results) -> None:
+    """B on the production path at each point of the curve, each on a simulator of its own (latency 0);
+    then into the BigQuery emulator, when it is installed."""
+    for sessions in scale_points(args):
+        run_scale_point(args, results, sessions, "filesystem")
+    if args.quick or args.no_bigquery:
+        return
+    from tests.bigquery_emulator import VENV, BigQueryEmulator  # the tests' emulator, in .venv-bqemu
+
+    if not (VENV / "bin" / "bqemulator").exists():
+        say(f"scale, BigQuery emulator: skipped, {VENV} is not installed (`make bqemu`)")
+        return
+    with tempfile.TemporaryDirectory(prefix="analytics-bench-bqemu-") as work:
+        emulator = BigQueryEmulator(Path(work)).start()
+        try:
+            for sessions in scale_points(args):
+                env = emulator.loader_env(f"bench_scale_{sessions}")
+                run_scale_point(args, results, sessions, "bigquery", env)
+        finally:
+            emulator.stop()
+
+
+def run_scale_point(
+    args: argparse.Namespace, results: Results, sessions: int, destination: str, env: dict[str, str] | None = None
+) -> None:
+    key = f"scale-{sessions}" if destination == "filesystem" else f"scale-bq-{sessions}"
+    volume = VOLUMES[key] = Volume(latency_ms=0, sessions=sessions)
+    server = start(volume, runner.API_KEY)
+    try:
+        say(f"{key}: {volume.label()}, {destination}")
+        timeout = max(args.timeout, SCALE_S_PER_SESSION * sessions)
+        r = project_run(server, args, destination, env=env, timeout=timeout)
+        results[f"{key}/B"] = [r]
+        cpu, folder = r.get("cpu_s", float("nan")), r.get("workdir_peak_mib", float("nan"))
+        say(f"{brief('B', r)}, CPU {cpu:.1f} s, working folder {folder:.0f} MiB")
     finally:
         server.stop()
 
@@ -189,17 +251,16 @@ def run_cold(args: argparse.Namespace, results: Results) -> None:
 
 
 def run_scenarios(args: argparse.Namespace) -> Results:
-    scenarios = args.scenario or (["s30", "big", "cold"] if args.quick else list(SCENARIOS))
+    scenarios = args.scenario or (["s30", "scale", "cold"] if args.quick else list(SCENARIOS))
     results: Results = {}
     if "s30" in scenarios:
         run_pairs(VOLUMES["s30"], args.runs or (1 if args.quick else 3), args, results, "s30", probe=True)
     if "s100" in scenarios:
         run_pairs(VOLUMES["s100"], 1, args, results, "s100")
+    if "scale" in scenarios:
+        run_scale(args, results)
     if "big" in scenarios:
-        run_pairs(VOLUMES["big10k"], 1, args, results, "big10k-fs", with_seed=False, destination="filesystem")
-        run_pairs(VOLUMES["big"], 1, args, results, "big-fs", with_seed=False, destination="filesystem")
-        if not args.quick:
-            run_pairs(VOLUMES["big"], 1, args, results, "big-duckdb")
+        run_pairs(VOLUMES["big"], 1, args, results, "big-duckdb")
     if "cold" in scenarios:
         run_cold(args, results)
     return results
@@ -235,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {info['nproc']} CPUs, {info['memory_gib']} GiB, Python {info['python']}, dlt {info['dlt']}; "
         f"load average {info['loadavg_start']:.2f}; B = {args.tree}"
     )
-    note = None if args.levers else report.seed_copy_check()
+    note = None if args.levers else seed_copy_check()
     if note:
         say(note)
     results = run_levers(args) if args.levers else run_scenarios(args)
@@ -256,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     tables = report.render_levers(doc, levers.SETS) if args.levers else report.render(doc, VOLUMES)
     say("\n" + tables)
     if not args.no_write:
-        report.write(doc, tables, VOLUMES, levers=args.levers)
-        say(f"wrote docs/benchmarks.md{'' if args.levers else ' and the README bench section'}; raw figures: {raw}")
+        skipped = publish.write(doc, tables, VOLUMES, levers=args.levers)
+        wrote = "" if args.levers else ", the README bench section" + ("" if skipped else " and docs/bench-scale.png")
+        say(f"wrote docs/benchmarks.md{wrote}; raw figures: {raw}" + (f" (no picture: {skipped})" if skipped else ""))
     say(f"bench took {info['duration_s']:.0f} s")
     return 1 if any(not r.get("ok") for runs in results.values() for r in runs) else 0

@@ -26,7 +26,7 @@ def duckdb_parquet() -> None:
     def duckdb(*args: Any, **kwargs: Any) -> Any:
         return factory(*args, **{**kwargs, "preferred_loader_file_format": "parquet"})
 
-    dlt.destinations.duckdb = duckdb  # the loader calls `dlt.destinations.duckdb(...)` on every run
+    dlt.destinations.duckdb = duckdb  # type: ignore[misc,assignment]  # the loader calls it on every run
 
 
 def switch_interval() -> None:

@@ -7,7 +7,12 @@ loopback URL instead of `https://api.example.com`). `dlt.secrets["api_key"]` and
 environment variables `API_KEY` and `UID`, which is where dlt looks for a bare key.
 """
 
+import os
+import re
+from pathlib import Path
 from typing import Any
+
+from bench.runner import BENCH_ROOT
 
 
 def seed_source(base_url: str) -> Any:
@@ -53,3 +58,25 @@ def seed_source(base_url: str) -> Any:
     })
     # fmt: on
     return source
+
+
+def seed_copy_check() -> str | None:
+    """Compare bench/seed.py with the seed's document, when it is present next to the repo."""
+    candidates = [os.environ.get("BENCH_SEED_DOC", ""), str(BENCH_ROOT.parent / "shared/seed/analytics-api-source.md")]
+    path = next((Path(p) for p in candidates if p and Path(p).is_file()), None)
+    if path is None:
+        return None
+    block = re.search(r"```python\n(.*?)```", path.read_text(), re.S)
+    if not block:
+        return f"note: no python block in {path}"
+    code = block.group(1)
+    seed = code[code.index("rest_api_source(") + len("rest_api_source(") : code.rindex(")")]
+    mine_src = (BENCH_ROOT / "bench" / "seed.py").read_text()
+    mine = mine_src[mine_src.index("rest_api_source(") + len("rest_api_source(") : mine_src.index("\n    })\n") + 6]
+
+    def norm(s: str) -> str:
+        return re.sub(r"\s+", "", s).replace('"https://api.example.com"', "base_url")
+
+    if norm(seed) != norm(mine):
+        return f"WARNING: bench/seed.py differs from the seed's configuration in {path}"
+    return None

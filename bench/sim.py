@@ -4,10 +4,12 @@ request log says about a run."""
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from bench.steps import data_calls
 from simulator import SimConfig, Simulator, SimulatorServer
 
 RESOURCE_NAMES = tuple(SimConfig().rows)  # the simulator serves every resource of the API by default
@@ -52,6 +54,21 @@ def start(volume: Volume, api_key: str) -> SimulatorServer:
     return SimulatorServer(Simulator(config), host="127.0.0.1", port=0).start()
 
 
+def client_figures(log: list[dict[str, Any]], resource: str) -> dict[str, float]:
+    """Where one request of a cursor chain goes, medians in ms: in the simulator (latency included,
+    `server_ms`), and on the client, from an answer out to the next request in (`client_gap_ms`:
+    reading the answer, the page's work before the next request, the GIL)."""
+    chain = sorted((r for r in log if r["resource"] == resource), key=lambda r: r["at"])
+    gaps = [(b["at"] - b["seconds"]) - a["at"] for a, b in zip(chain, chain[1:], strict=False)]
+    if not gaps:
+        return {}
+    return {
+        "server_ms": 1000 * statistics.median(r["seconds"] for r in chain),
+        "client_gap_ms": 1000 * statistics.median(gaps),
+        "client_gap_mean_ms": 1000 * statistics.fmean(gaps),
+    }
+
+
 def add_requests(result: dict[str, Any], server: SimulatorServer) -> dict[str, Any]:
     """Add the figures of the simulator's request log to a run's `result`, then clear the log."""
     log = [r for r in list(server.sim.requests) if r.get("resource")]
@@ -65,7 +82,13 @@ def add_requests(result: dict[str, Any], server: SimulatorServer) -> dict[str, A
         gaps = sorted(b - a for a, b in zip(at, at[1:], strict=False))
         # one request of the chain, answer to answer (median)
         result["chain_cycle_ms"] = 1000 * gaps[len(gaps) // 2] if gaps else None
-    extract = [c for c in result.get("steps") or [] if c[0] == "extract"]
+        result.update(client_figures(log, longest))
+        if result.get("origin_epoch"):
+            # the chain from its first request out to its last answer in, from the start of the run
+            first = min(r["at"] - r["seconds"] for r in log if r["resource"] == longest)
+            result["chain_span"] = [first - result["origin_epoch"], at[-1] - result["origin_epoch"]]
+    # the data's extract calls (the run history's pipeline extracts after them)
+    extract = [c for c in data_calls(result.get("steps") or []) if c[0] == "extract"]
     if extract and log and result.get("origin_epoch"):
         # requests may go out before dlt's extract starts (read-ahead): the extract step is counted
         # from the earlier of the two

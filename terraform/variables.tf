@@ -143,7 +143,7 @@ variable "time_zone" {
 
 variable "function_memory" {
   type        = string
-  description = "Memory of the function instance. dlt's working folder lives under /tmp, which is in memory and counts against it."
+  description = "Memory of the function instance; it also sets the vCPU (1Gi: 0.583). The default is sized by `make bench` (docs/benchmarks.md) at the supported 1,000,000 sessions a run: the run's peak RSS into the BigQuery emulator (~579 MiB) + dlt's working folder in the in-memory /tmp (~61 MiB) + the gunicorn master (~37 MiB) = ~677 MiB, plus a 50% margin = ~1,015 MiB."
   default     = "1Gi"
 
   validation {
