@@ -57,10 +57,13 @@ resource "google_cloudfunctions2_function" "default" {
     max_instance_count               = 1
     max_instance_request_concurrency = 1
     available_memory                 = var.function_memory
-    timeout_seconds                  = var.function_timeout_seconds
-    ingress_settings                 = var.ingress_settings
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function.email
+    # one whole vCPU: without it the CPU follows the memory (0.583 vCPU at 1Gi), and the volume a
+    # run finishes within its deadline was measured on one core (docs/benchmarks.md)
+    available_cpu                  = "1"
+    timeout_seconds                = var.function_timeout_seconds
+    ingress_settings               = var.ingress_settings
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.function.email
 
     # Names from loader/environment.py (SETTINGS); tests/test_terraform.py checks them.
     environment_variables = {

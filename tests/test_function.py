@@ -84,6 +84,17 @@ def test_post_loads_everything_with_exact_row_counts(
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
 
 
+def test_loaded_data_is_not_kept_in_the_working_folder(client: Any, loader_env: Dict[str, str]) -> None:
+    """The working folder is in memory on Cloud Functions and kept on a warm instance: after two runs it
+    holds no data files (dlt's loaded packages are deleted), only state and schemas."""
+    assert post(client).status_code == 200
+    assert post(client).status_code == 200
+
+    folder = Path(loader_env["DLT_DATA_DIR"])
+    data = [p for p in folder.rglob("*") if p.is_file() and ".jsonl" in p.name or p.name.endswith((".parquet", ".gz"))]
+    assert data == []
+
+
 def test_second_post_leaves_table_counts_unchanged(
     client: Any, loader_env: Dict[str, str], expected: Dict[str, int]
 ) -> None:
