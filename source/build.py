@@ -95,21 +95,32 @@ def _extra(name: str, config: SourceConfig, options: RunOptions) -> DltResource:
             pages = user_pages(client)
         else:
             pages = history_versions(client, name)
-        yield from guarded(_cleaned(pages, cleaner, figures), figures, options.isolate)
+        yield from guarded(_cleaned(pages, cleaner, figures, count_pages=True), figures, options.isolate)
 
     hints = events_hints() if name == "events" else users_hints() if name == "users" else history_hints(name)
     return dlt.resource(read, parallelized=True, **hints)
 
 
-def _cleaned(pages: Iterator[Any], cleaner: RecordCleaner, figures: ResourceFigures) -> Iterator[Any]:
-    for page in pages:
+def _cleaned(
+    pages: Iterator[Any], cleaner: RecordCleaner, figures: ResourceFigures, count_pages: bool
+) -> Iterator[Any]:
+    """Pages with credential fields dropped; a record dlt cannot write fails the resource (source/records.py).
+
+    Done as the pages are handed to dlt, not in the reading thread: the next request goes out first.
+    """
+    for number, page in enumerate(pages, start=1):
         records = page if isinstance(page, list) else [page]
         unloadable = cleaner.clean(records)
         if unloadable:
             raise ResourceError(
-                figures.name, f"GET {figures.path} answered {unloadable}: dlt cannot load it", path=figures.path
+                figures.name,
+                f"the answer from GET {figures.path} (page {number}) has {unloadable}: dlt cannot load it; "
+                "nothing of this resource is loaded this run",
+                path=figures.path,
+                page=number,
             )
-        figures.pages += 1
+        if count_pages:
+            figures.pages += 1
         yield page
 
 
@@ -127,10 +138,13 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
     if early:
         reader.start()
 
+    cleaner = RecordCleaner(name, entry["keep_fields"])
+
     def read() -> Iterator[Any]:
         # the next request goes out as soon as an answer is in, not when dlt asks for the page
         started = reader.started_at if reader.started_at is not None else time.monotonic()
-        yield from guarded(reader.pages(), figures, options.isolate, started=started)
+        pages = _cleaned(reader.pages(), cleaner, figures, count_pages=False)
+        yield from guarded(pages, figures, options.isolate, started=started)
 
     resource = dlt.resource(
         read,
