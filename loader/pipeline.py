@@ -232,7 +232,6 @@ def _normalize_isolated(
     cursors: Dict[str, Any],
 ) -> Dict[str, int]:
     """Normalize; when a resource's file cannot be normalized, fail that resource, drop it and normalize again."""
-    from dlt.common.storages.load_package import ParsedLoadJobFileName
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     while True:
@@ -242,7 +241,8 @@ def _normalize_isolated(
             return dict(info.row_counts) if info else {}
         except PipelineStepFailed as exc:
             job_id = getattr(exc.exception, "job_id", None)
-            name = tables.get(root_table(ParsedLoadJobFileName.parse(job_id).table_name)) if job_id else None
+            # a normalize job is named `<table>.<file id>.<format>`; dlt's table names hold no dots
+            name = tables.get(root_table(str(job_id).split(".", 1)[0])) if job_id else None
             if name is None or name in result.failed:
                 raise
             cause = job_failure_cause(getattr(exc.exception, "failed_message", None) or str(exc.exception))

@@ -13,6 +13,7 @@ kinds:
   secret_fields   records carry credential-named fields (also nested)
   deep_record     one record nested 150 levels deep
   big_int         one record with an integer beyond 64 bits
+  key_object      one record whose `id` is an object (dlt cannot normalize it into the key column)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ KINDS = (
     "secret_fields",
     "deep_record",
     "big_int",
+    "key_object",
 )
 CYCLE = {"": "A", "A": "B", "B": "A"}
 CYCLE_OFFSET = {"": 0, "A": 1, "B": 2}
@@ -83,6 +85,11 @@ def answer(
             for _ in range(150):
                 nested = {"a": nested}
             records[0]["detail"] = nested if kind == "deep_record" else {"count": 2**70}
+        return _ok(normal)
+    if kind == "key_object":
+        records = normal.get(resource, [])
+        if records:
+            records[0]["id"] = {"value": records[0]["id"]}
         return _ok(normal)
     raise ValueError(f"unknown hostile kind {kind!r}")
 

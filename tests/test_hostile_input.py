@@ -48,7 +48,7 @@ def others_loaded(counts: Dict[str, int], expected: Dict[str, int], failed: str)
     assert {t: n for t, n in counts.items() if t not in tables} == {
         t: n for t, n in expected.items() if t not in tables
     }
-    assert not set(tables) & set(counts), f"{failed}'s tables must get nothing: {counts}"
+    assert all(counts.get(t, 0) == 0 for t in tables), f"{failed}'s tables must get nothing: {counts}"
 
 
 def reload_dlt_providers() -> None:
@@ -126,6 +126,52 @@ def test_a_warehouse_holding_numeric_keys_takes_string_keys(
     status, body = post(fresh_service)  # and the run after that: nothing left to migrate
 
     assert status == 200 and table_counts(db) == {**expected, "segments": 37}
+
+
+def test_a_key_that_is_an_object_fails_that_resource_only(
+    sim: Any, loader_env: Dict[str, str], expected: Dict[str, int], fresh_service: Any
+) -> None:
+    """dlt flattens an object into `id__value` and leaves the key empty: the warehouse refuses the rows."""
+    sim.sim.configure(faults=[Fault(resource="operations", kind="key_object", page=2)])
+
+    status, body = post(fresh_service)
+
+    assert status == 502, body
+    failed = body["resources"]["operations"]
+    assert failed["status"] == "failed" and failed["step"] == "load", failed
+    assert "NOT NULL constraint failed: operations.id" in failed["reason"] and "Traceback" not in failed["reason"]
+    others_loaded(table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]), expected, "operations")
+    assert "operations" not in body["row_counts"]
+
+
+def test_a_resource_dlt_cannot_normalize_fails_alone_and_the_others_load(
+    sim: Any, loader_env: Dict[str, str], expected: Dict[str, int], fresh_service: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer check refuses records without a key before dlt sees them; injected past it, a null key
+    makes dlt's normalizer fail: that resource is reported failed at `normalize`, the others load."""
+    import source.build as build
+
+    real = build.response_check
+
+    def check_then_null_a_key(resource: Any, figures: Any, profile: str, max_pages: int) -> Any:
+        check = real(resource, figures, profile, max_pages)
+
+        def hook(response: Any, *args: Any, **kwargs: Any) -> None:
+            check(response, *args, **kwargs)
+            if resource["name"] == "operations":
+                response.json()["operations"][0]["id"] = None
+
+        return hook
+
+    monkeypatch.setattr(build, "response_check", check_then_null_a_key)
+
+    status, body = post(fresh_service)
+
+    assert status == 502, body
+    failed = body["resources"]["operations"]
+    assert failed["status"] == "failed" and failed["step"] == "normalize", failed
+    assert "could not be normalized" in failed["reason"] and "Traceback" not in failed["reason"]
+    others_loaded(table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]), expected, "operations")
 
 
 def test_a_load_the_warehouse_refuses_fails_that_resource_only(
