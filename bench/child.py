@@ -3,7 +3,8 @@
 Modes:
   seed     the seed's configuration as-is: `rest_api_source(<seed dict>)`, `dlt.pipeline(...,
            destination="duckdb").run(source)`, cwd in an empty folder, no project config.
-  project  the function's code path: `import main`, then `loader.service.handle("POST", b"{}")`.
+  project  the function's code path: `import main`, then `loader.service.handle("POST", b"{}")` (or the
+           spec's `body`, e.g. `{"resources": ["events"]}`).
   import   `import main` in a fresh interpreter (cold start).
   import_breakdown  what `import main` and the first request import, module by module.
   firstreq a fresh functions-framework app (`create_app(target="run_pipeline")`) and its first POST.
@@ -102,7 +103,8 @@ def run_project(spec: dict[str, Any]) -> dict[str, Any]:
 
     for name in spec.get("code", []):
         CODE[name]()
-    (status, body), figures = _timed(lambda: handle("POST", b"{}"))
+    request = spec.get("body", "{}").encode()  # the POST body: `{}` is the default run
+    (status, body), figures = _timed(lambda: handle("POST", request))
     return {"ok": status == 200, "status": status, "error": body.get("error"), **figures}
 
 

@@ -11,6 +11,9 @@ Scenarios (select with --scenario, repeatable; default: all):
         emulator of tests/bigquery_emulator.py (.venv-bqemu, `make bqemu`; --quick or
         --no-bigquery: skipped), for the memory of the deployed path (~5 min in all)
   big   latency 0, 100,000 sessions into DuckDB, A and B (--quick: skipped)
+  events the `events` resource alone (`{"resources": ["events"]}`, the segment export) on the production
+        path, latency 0: one 1 h window of 20,000 and one of 200,000 events (--quick: 100,000), one run each
+        (bench/events.py)
   cold  `import main` in a fresh interpreter (5 runs, --quick 3) and the first POST of a fresh
         functions-framework app (1 run)
 Writes docs/benchmarks.md, docs/bench-scale.png and the README's bench section unless --no-write.
@@ -31,12 +34,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import levers, publish, report, runner
+from bench import events, levers, publish, report, runner
 from bench.seed import seed_copy_check
 from bench.sim import Volume, add_requests, client_figures, start
 from bench.steps import steps
 
-SCENARIOS = ("s30", "s100", "scale", "big", "cold")
+SCENARIOS = ("s30", "s100", "scale", "big", "events", "cold")
 VOLUMES = {
     "s30": Volume(latency_ms=30, sessions=10_000),
     "s100": Volume(latency_ms=100, sessions=10_000),
@@ -55,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
     p.add_argument(
-        "--quick", action="store_true", help="1 pair at 30 ms, no 100 ms run, scale curve to 100k, no DuckDB (~1.5 min)"
+        "--quick",
+        action="store_true",
+        help="1 pair at 30 ms, no 100 ms run, scale curve and events to 100k, no DuckDB (~1.5 min)",
     )
     p.add_argument(
         "--scale-max",
@@ -133,9 +138,10 @@ def project_run(
     env: dict[str, str] | None = None,
     code: list[str] | None = None,
     timeout: float | None = None,
+    body: str = "{}",
 ) -> dict[str, Any]:
     """(B) This loader through the function's code path, with --set/--code and the lever's own."""
-    spec = {"mode": "project", "base_url": server.url, "code": args.code + (code or [])}
+    spec = {"mode": "project", "base_url": server.url, "code": args.code + (code or []), "body": body}
     env = {**dict(item.split("=", 1) for item in args.set), **(env or {})}
     result = runner.run(spec, LOGS, timeout or args.timeout, tree=args.tree, env=env, destination=destination)
     return add_requests(result, server)
@@ -229,6 +235,27 @@ def run_scale_point(
         server.stop()
 
 
+def run_events(args: argparse.Namespace, results: Results) -> None:
+    """B loading `events` alone at each volume of bench.events.POINTS, each on a simulator of its own."""
+    for n in events.QUICK_POINTS if args.quick else events.POINTS:
+        server = events.start(n, runner.API_KEY)
+        try:
+            say(f"events-{n}: one 1 h window of {n:,} events, 0 ms, filesystem")
+            r = project_run(server, args, "filesystem", env=events.settings(), body=events.BODY)
+            results[f"{events.PREFIX}{n}/B"] = [r]
+            if not r.get("ok"):
+                say(brief("B", r))
+                continue
+            p = events.points({f"{events.PREFIX}{n}/B": [r]})[0]
+            say(
+                f"  B: {p.wall_s:.2f} s (the simulator {p.server_s:.2f}), {p.rows:,} rows ({p.rows_per_s:,.0f} "
+                f"rows/s), CPU {p.cpu_s:.1f} s, peak RSS {p.rss_mib:.0f} MiB (set in {p.peak_step or '?'}), "
+                f"{r.get('requests', '-')} requests"
+            )
+        finally:
+            server.stop()
+
+
 def run_cold(args: argparse.Namespace, results: Results) -> None:
     n = 3 if args.quick else 5
     say(f"cold: `import main` x{n}, first POST x1")
@@ -251,7 +278,7 @@ def run_cold(args: argparse.Namespace, results: Results) -> None:
 
 
 def run_scenarios(args: argparse.Namespace) -> Results:
-    scenarios = args.scenario or (["s30", "scale", "cold"] if args.quick else list(SCENARIOS))
+    scenarios = args.scenario or (["s30", "scale", "events", "cold"] if args.quick else list(SCENARIOS))
     results: Results = {}
     if "s30" in scenarios:
         run_pairs(VOLUMES["s30"], args.runs or (1 if args.quick else 3), args, results, "s30", probe=True)
@@ -261,6 +288,8 @@ def run_scenarios(args: argparse.Namespace) -> Results:
         run_scale(args, results)
     if "big" in scenarios:
         run_pairs(VOLUMES["big"], 1, args, results, "big-duckdb")
+    if "events" in scenarios:
+        run_events(args, results)
     if "cold" in scenarios:
         run_cold(args, results)
     return results

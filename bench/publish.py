@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench import plot, scale
+from bench import events, plot, scale
 from bench.figures import floor_figures, med, summary
 from bench.runner import BENCH_ROOT
 from bench.targets import busy_note, deadline_curve, memory_need, targets
@@ -94,6 +94,13 @@ def readme_section(doc: dict[str, Any], volumes: dict[str, Any]) -> str:
             f"**{bq[0].rss_mib:.0f} MiB** (Google's client and its upload buffers; uncompressed files, which the "
             "emulator needs)."
         )
+    ev = events.points(res)
+    if ev:
+        figures = "; ".join(
+            f"{p.events:,}: {p.wall_s:.1f} s, {p.rows_per_s:,.0f} rows/s, {p.cpu_s:.1f} CPU s, {p.rss_mib:.0f} MiB peak"
+            for p in ev
+        )
+        lines.append(f"- Events export (`events` alone, one 1 h window, filesystem, latency 0): {figures}.")
     curve = deadline_curve(res)
     if curve:
         label, cpts = curve

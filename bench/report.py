@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bench import plot, scale
+from bench import events, plot, scale
 from bench.figures import Summary, floor_figures, med, summary, where_time_goes
+from bench.steps import peak_step
 from bench.targets import busy_note, deadline_curve, memory_need, targets_table
 
 
@@ -127,16 +128,6 @@ SCALE_HEADER = (
 )
 
 
-def _peak_step(r: dict[str, Any]) -> str:
-    """The step during which the run's peak RSS was reached (from the peaks recorded after each step)."""
-    calls = [c for c in r.get("steps") or [] if len(c) > 5]
-    if not calls:
-        return ""
-    top = max(c[5] for c in calls)
-    first = next(c for c in calls if c[5] >= top - 0.5)
-    return f"{first[0]}{' (history)' if str(first[4]).endswith('_runs') else ''}"
-
-
 def scale_section(doc: dict[str, Any]) -> str:
     res = doc["results"]
     lines = [SCALE_HEADER]
@@ -146,7 +137,7 @@ def scale_section(doc: dict[str, Any]) -> str:
             r = next(x for x in res[f"{prefix}{p.sessions}/B"] if x.get("ok"))
             lines.append(
                 f"| {label} | {p.sessions:,} | {p.rows:,} | {p.wall_s:.1f} | {p.rows_per_s:,.0f} | {p.cpu_s:.1f} | "
-                f"{p.after_read_cpu_s:.1f} | {1000 * p.cpu_s / p.sessions:.3f} | {p.rss_mib:.0f} ({_peak_step(r)}) "
+                f"{p.after_read_cpu_s:.1f} | {1000 * p.cpu_s / p.sessions:.3f} | {p.rss_mib:.0f} ({peak_step(r)}) "
                 f"| {p.workdir_mib:.0f}, {p.workdir_end_mib:.0f} "
                 f"| {_load(_pair(r.get('loadavg')), r.get('others_cores'))} |"
             )
@@ -223,6 +214,8 @@ def render(doc: dict[str, Any], volumes: dict[str, Any]) -> str:
     for key, vol, title in SCENARIO_TABLES[2:]:
         if f"{key}/A" in res or f"{key}/B" in res:
             parts += ["", f"### {title}", "", scenario_table(doc, key, volumes[vol], title)]
+    if events.points(res) or any(k.startswith(events.PREFIX) for k in res):
+        parts += ["", "### Events export (the segment export, latency 0)", "", events.section(doc)]
     if "cold/import" in res or "cold/firstreq" in res:
         parts += ["", "### Cold start", "", cold_table(doc)]
     return "\n".join(parts).strip() + "\n"

@@ -75,6 +75,8 @@ def add_requests(result: dict[str, Any], server: SimulatorServer) -> dict[str, A
     server.sim.reset()
     per = Counter(r["resource"] for r in log)
     result.update(requests=len(log), errors=sum(1 for r in log if r["status"] >= 400), per_resource=dict(per))
+    # seconds the simulator spent building its answers (latency included), e.g. an export file at its download
+    result["server_s"] = sum(r.get("seconds") or 0.0 for r in log)
     result["longest_chain"] = max(per.values()) if per else 0
     if per:
         longest = per.most_common(1)[0][0]

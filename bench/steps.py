@@ -46,3 +46,13 @@ def steps(r: dict[str, Any]) -> dict[str, float]:
             end = e
     out["other"] = max(0.0, r.get("wall_s", 0.0) - covered)
     return out
+
+
+def peak_step(r: dict[str, Any]) -> str:
+    """The step during which the run's peak RSS was reached (from the peaks recorded after each step)."""
+    calls = [c for c in r.get("steps") or [] if len(c) > 5]
+    if not calls:
+        return ""
+    top = max(c[5] for c in calls)
+    first = next(c for c in calls if c[5] >= top - 0.5)
+    return f"{first[0]}{' (history)' if is_history(first) else ''}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import plot, scale
+from bench import events, plot, scale
 from bench.figures import floor_figures, med, summary
 
 TARGET_RATIO = 0.4  # B/A at 30 ms
@@ -80,6 +80,9 @@ def targets(doc: dict[str, Any]) -> list[Target]:
                     at[0].rss_mib <= TARGET_RSS_MIB,
                 )
             )
+    flat_events = events.target(res)
+    if flat_events:
+        out.append(flat_events)
     fit = deadline_fit(res)
     if fit:
         out.append(fit)
