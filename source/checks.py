@@ -3,7 +3,7 @@ and a cursor chain that cannot run for ever."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
 from dlt.common import jsonpath
 from requests import Response
@@ -101,6 +101,44 @@ def response_check(
         if resource["paginate"] and token:
             _check_cursor(name, path, page, str(token), seen, max_pages)
         figures.pages += 1
+
+    return check
+
+
+def list_page_check(
+    name: str, path: str, selector: str, next_keys: Sequence[str], page: Callable[[], int]
+) -> Callable[..., None]:
+    """A response hook for a paginated list beyond the seed (users, settings history): an error status
+    raises with the response (dlt still retries 429/5xx), a page without the list or a next-page token
+    seen before fails the resource. `page()` is the number of the page being read."""
+    seen: Set[Any] = set()  # next-page tokens as the API sent them
+
+    def check(response: Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code >= 400:
+            raise UpstreamHTTPError(name, response, page())
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get(selector), list):
+            found = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
+            raise ResponseShapeError(
+                name,
+                f"the answer from GET {path} (page {page()}) has no list '{selector}' (found: {found})",
+                status=response.status_code,
+                path=path,
+                page=page(),
+            )
+        token = next((body[k] for k in next_keys if body.get(k)), None)
+        if token and token in seen:
+            raise CursorChainError(
+                name,
+                f"GET {path} answered the next-page token {token!r} a second time: the pages would loop",
+                path=path,
+                page=page(),
+            )
+        seen.add(token)
+        keep_parsed(response, body)
 
     return check
 

@@ -25,10 +25,9 @@ import dlt
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
-from requests import Response
 
-from source.checks import keep_parsed
-from source.errors import ResourceError, ResponseShapeError, UpstreamHTTPError
+from source.checks import list_page_check
+from source.errors import ResourceError
 from source.events import parse_time, rfc3339
 from source.settings import HISTORY_LIMIT, HISTORY_PATHS
 
@@ -79,35 +78,7 @@ def history_versions(client: RESTClient, name: str, limit: int = HISTORY_LIMIT) 
     cursor: Optional[datetime] = parse_time(stored, f"the {name} resource state '{STATE_KEY}'") if stored else None
     newest = cursor
     pages = 0
-    seen = set()
-
-    def check(response: Response, *args: Any, **kwargs: Any) -> None:
-        # runs on every attempt: an HTTPError with the response keeps dlt's retries of 429/5xx
-        if response.status_code >= 400:
-            raise UpstreamHTTPError(name, response, pages + 1)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get(SELECTOR), list):
-            found = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-            raise ResponseShapeError(
-                name,
-                f"the answer from GET {path} (page {pages + 1}) has no list '{SELECTOR}' (found: {found})",
-                status=response.status_code,
-                path=path,
-                page=pages + 1,
-            )
-        token = next((body[k] for k in NEXT_PAGE_KEYS if body.get(k)), None)
-        if token and token in seen:
-            raise ResourceError(
-                name,
-                f"GET {path} answered the next-page token {token!r} a second time: the pages would loop",
-                path=path,
-                page=pages + 1,
-            )
-        seen.add(token)
-        keep_parsed(response, body)
+    check = list_page_check(name, path, SELECTOR, NEXT_PAGE_KEYS, lambda: pages + 1)
 
     paginator = JSONResponseCursorPaginator(cursor_path="|".join(NEXT_PAGE_KEYS), cursor_param=PAGE_PARAM)
     for page in client.paginate(

@@ -14,10 +14,8 @@ import dlt
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
-from requests import Response
 
-from source.checks import keep_parsed
-from source.errors import ResourceError, ResponseShapeError, UpstreamHTTPError
+from source.checks import list_page_check
 from source.settings import EXTRA_PATHS
 
 USERS = "users"
@@ -46,35 +44,7 @@ def users_hints() -> Dict[str, Any]:
 def user_pages(client: RESTClient) -> Iterator[List[Dict[str, Any]]]:
     """Every page of users; what `users_resource` wraps (`users_hints()`)."""
     pages = 0
-    seen = set()
-
-    def check(response: Response, *args: Any, **kwargs: Any) -> None:
-        # runs on every attempt: an HTTPError with the response keeps dlt's retries of 429/5xx
-        if response.status_code >= 400:
-            raise UpstreamHTTPError(USERS, response, pages + 1)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get(SELECTOR), list):
-            found = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-            raise ResponseShapeError(
-                USERS,
-                f"the answer from GET {USERS_PATH} (page {pages + 1}) has no list '{SELECTOR}' (found: {found})",
-                status=response.status_code,
-                path=USERS_PATH,
-                page=pages + 1,
-            )
-        token = body.get(NEXT_PAGE_KEY)
-        if token and token in seen:
-            raise ResourceError(
-                USERS,
-                f"GET {USERS_PATH} answered the {NEXT_PAGE_KEY} {token!r} a second time: the pages would loop",
-                path=USERS_PATH,
-                page=pages + 1,
-            )
-        seen.add(token)
-        keep_parsed(response, body)
+    check = list_page_check(USERS, USERS_PATH, SELECTOR, (NEXT_PAGE_KEY,), lambda: pages + 1)
 
     paginator = JSONResponseCursorPaginator(cursor_path=NEXT_PAGE_KEY, cursor_param=PAGE_PARAM)
     for page in client.paginate(USERS_PATH, paginator=paginator, data_selector=SELECTOR, hooks={"response": [check]}):

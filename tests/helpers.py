@@ -5,18 +5,48 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import duckdb
+import requests
 
 from simulator.local import free_port, table_counts
 
-__all__ = ["API_KEY", "ROOT", "UID", "free_port", "log_lines", "post", "query", "table_counts"]
+__all__ = [
+    "API_KEY",
+    "ROOT",
+    "SEED_RESOURCES",
+    "UID",
+    "free_port",
+    "log_lines",
+    "post",
+    "query",
+    "served_function",
+    "table_counts",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-5f1c9e77"  # what the simulator accepts; tests assert it is never leaked
 UID = "u1"
+# the seed's ten resources, written out from the seed document: an expectation computed from the
+# loader's own table would shrink with it
+SEED_RESOURCES = (
+    "sessions",
+    "segments",
+    "operations",
+    "blockrules",
+    "domainsettings",
+    "geosettings",
+    "recordingfeatures",
+    "sessionTargetingRules",
+    "webhooks",
+    "eventDefs",
+)
 
 
 def post(service: Any, resources: Optional[Sequence[str]] = None) -> Tuple[int, Dict[str, Any]]:
@@ -40,3 +70,32 @@ def log_lines(text: str) -> List[Dict[str, Any]]:
             with contextlib.suppress(ValueError):
                 lines.append(json.loads(line))
     return lines
+
+
+@contextlib.contextmanager
+def served_function(env: Mapping[str, str], log: Path) -> Iterator[str]:
+    """`functions-framework --target run_pipeline --source main.py` as a real process (gunicorn, as Cloud
+    Run serves the function) with `env` on top of this one; its output goes to `log`. Yields its URL."""
+    port = free_port()
+    command = ["functions-framework", "--target", "run_pipeline", "--source", "main.py"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / command[0]), *command[1:], "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    requests.get(url, timeout=1)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(15)

@@ -11,20 +11,8 @@ import pytest
 
 from simulator import beyond
 from source.events import window_bounds
-from tests.helpers import post, table_counts
+from tests.helpers import SEED_RESOURCES, post, table_counts
 
-SEED_NAMES = (
-    "sessions",
-    "segments",
-    "operations",
-    "blockrules",
-    "domainsettings",
-    "geosettings",
-    "recordingfeatures",
-    "sessionTargetingRules",
-    "webhooks",
-    "eventDefs",
-)
 BEYOND_NAMES = (
     "events",
     "users",
@@ -71,7 +59,7 @@ def test_extra_resources_setting_adds_them_to_the_default_run(
     status, body = post(fresh_service)
 
     assert status == 200, body
-    assert list(body["resources"]) == [*SEED_NAMES, "users", "geosettings_history"]
+    assert list(body["resources"]) == [*SEED_RESOURCES, "users", "geosettings_history"]
     counts = table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"])
     assert {t: n for t, n in counts.items() if t in expected} == expected
     assert counts["users"] == 25 and counts["geosettings_history"] == 25
@@ -83,7 +71,7 @@ def test_the_default_run_is_the_seeds_ten(
     status, body = post(fresh_service)
 
     assert status == 200, body
-    assert list(body["resources"]) == list(SEED_NAMES)
+    assert list(body["resources"]) == list(SEED_RESOURCES)
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
     assert {r["path"] for r in sim.sim.requests} - {"/me"} == {
         "/sessions/v2",
@@ -103,7 +91,7 @@ def test_an_unknown_name_gets_a_400_listing_every_valid_name(fresh_service: Any)
     status, body = post(fresh_service, ["user"])
 
     assert status == 400
-    assert all(name in body["error"] for name in SEED_NAMES + BEYOND_NAMES)
+    assert all(name in body["error"] for name in SEED_RESOURCES + BEYOND_NAMES)
 
 
 def test_an_unknown_extra_resources_name_is_a_500_naming_the_setting(

@@ -10,10 +10,7 @@ not BigQuery's exact semantics, costs or quotas.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,7 +26,7 @@ from bigquery_emulator import BigQueryEmulator
 from simulator import Fault, SimConfig, Simulator, SimulatorServer
 from simulator.expected import expected_counts
 from source.settings import RESOURCE_NAMES
-from tests.helpers import API_KEY, ROOT, UID, free_port, post
+from tests.helpers import API_KEY, ROOT, UID, post, served_function
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot create BigQuery Storage client")
 
@@ -597,41 +594,12 @@ def test_emulator_switch_is_off_without_its_variable(capsys: pytest.CaptureFixtu
 
 # -- the function as a real process ----------------------------------------------------------------
 def test_real_functions_framework_process_loads_into_bigquery(
-    sim: Any, bigquery_env: Dict[str, str], bq: BigQueryReader, expected: Dict[str, int]
+    sim: Any, bigquery_env: Dict[str, str], bq: BigQueryReader, expected: Dict[str, int], tmp_path: Path
 ) -> None:
-    port = free_port()
-    env = {**os.environ, **bigquery_env, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "functions-framework"),
-            "--target",
-            "run_pipeline",
-            "--source",
-            "main.py",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(url, timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+    log = tmp_path / "function.log"
+    with served_function(bigquery_env, log) as url:
         answer = requests.post(url, json={}, timeout=300)
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=15)[0]
+    out = log.read_text()
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["destination"] == "bigquery"

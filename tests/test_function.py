@@ -4,12 +4,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
@@ -18,21 +14,9 @@ from google.api_core import exceptions as gexc
 
 from loader import secrets
 from loader.environment import SETTINGS, load_settings
-from tests.helpers import API_KEY, ROOT, free_port, table_counts
+from tests.helpers import API_KEY, ROOT, SEED_RESOURCES, served_function, table_counts
 
 SECRET = "projects/p1/secrets/analytics-api-key/versions/latest"
-SEED_RESOURCES = (
-    "sessions",
-    "segments",
-    "operations",
-    "blockrules",
-    "domainsettings",
-    "geosettings",
-    "recordingfeatures",
-    "sessionTargetingRules",
-    "webhooks",
-    "eventDefs",
-)  # the seed's, written out
 
 
 @pytest.fixture
@@ -384,49 +368,19 @@ def test_readme_settings_table_is_the_code_s() -> None:
 
 
 @pytest.fixture
-def served_function(loader_env: Dict[str, str]) -> Any:
-    """`functions-framework --target run_pipeline --source main.py` as a real process."""
-    port = free_port()
-    env = {**os.environ, **loader_env, "PYTHONUNBUFFERED": "1"}
-    bin_dir = Path(sys.executable).parent
-    proc = subprocess.Popen(
-        [
-            str(bin_dir / "functions-framework"),
-            "--target",
-            "run_pipeline",
-            "--source",
-            "main.py",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def function_url(loader_env: Dict[str, str], tmp_path: Path) -> Iterator[str]:
+    with served_function(loader_env, tmp_path / "function.log") as url:
+        yield url
 
 
 def test_real_functions_framework_process(
-    served_function: str, loader_env: Dict[str, str], sim: Any, expected: Dict[str, int]
+    function_url: str, loader_env: Dict[str, str], sim: Any, expected: Dict[str, int]
 ) -> None:
-    first = requests.post(served_function, json={}, timeout=120)
-    second = requests.post(served_function, data=b"", timeout=120)
+    first = requests.post(function_url, json={}, timeout=120)
+    second = requests.post(function_url, data=b"", timeout=120)
     subset_from = len(sim.sim.requests)
-    subset = requests.post(served_function, json={"resources": ["sessions"]}, timeout=120)
-    bad = requests.post(served_function, data=b"{oops", timeout=30)
+    subset = requests.post(function_url, json={"resources": ["sessions"]}, timeout=120)
+    bad = requests.post(function_url, data=b"{oops", timeout=30)
 
     assert (first.status_code, second.status_code, subset.status_code, bad.status_code) == (200, 200, 200, 400)
     assert first.json()["row_counts"] == expected

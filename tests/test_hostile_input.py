@@ -19,21 +19,9 @@ import pytest
 
 from simulator import Fault
 from simulator.hostile import SECRET_VALUE
-from tests.helpers import API_KEY, post, table_counts
+from tests.helpers import API_KEY, SEED_RESOURCES, post, table_counts
 
 SEED_PAGE_SIZE = 10  # the simulator's default page size: 25 rows are pages of 10, 10, 5
-SEED_NAMES = (
-    "sessions",
-    "segments",
-    "operations",
-    "blockrules",
-    "domainsettings",
-    "geosettings",
-    "recordingfeatures",
-    "sessionTargetingRules",
-    "webhooks",
-    "eventDefs",
-)
 TABLES_OF = {
     "sessions": ("sessions", "sessions__pages"),
     "webhooks": ("webhooks", "webhooks__event_types"),
@@ -255,7 +243,7 @@ def test_at_the_run_deadline_resources_still_reading_fail_and_the_rest_loads(
     elapsed = time.monotonic() - started
 
     assert status == 502, body
-    assert set(body["resources"]) == set(SEED_NAMES)
+    assert set(body["resources"]) == set(SEED_RESOURCES)
     for name in ("sessions", "webhooks"):
         assert body["resources"][name]["status"] == "failed"
         assert body["resources"][name]["reason"].startswith("deadline:"), body["resources"][name]

@@ -8,11 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import string
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
@@ -20,7 +16,7 @@ import pytest
 import requests
 from functions_framework import create_app
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, served_function
 
 LIMIT = 65536  # the documented body cap: 64 KiB
 VALID = (
@@ -216,38 +212,9 @@ def test_function_still_runs_a_normal_body(client: Any, sim: Any) -> None:
 
 @pytest.fixture
 def served(loader_env: Dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """`functions-framework` as a real process (gunicorn), as Cloud Run serves the function."""
-    port = free_port()
-    log = (tmp_path / "function.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "functions-framework"),
-            "--target",
-            "run_pipeline",
-            "--source",
-            "main.py",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env={**os.environ, **loader_env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    """The function as a real process; its output must hold no traceback."""
+    with served_function(loader_env, tmp_path / "function.log") as url:
+        yield url
     assert "Traceback" not in (tmp_path / "function.log").read_text()
 
 

@@ -19,22 +19,8 @@ import pytest
 from simulator import Fault
 from simulator.data import SINGLETONS
 from simulator.expected import expected_counts
-from tests.helpers import API_KEY, ROOT, post, query, table_counts
+from tests.helpers import API_KEY, ROOT, SEED_RESOURCES, post, query, table_counts
 
-# the seed's ten resources, written out: an expectation computed from the loader's own table
-# would shrink with it
-SEED_RESOURCES = (
-    "sessions",
-    "segments",
-    "operations",
-    "blockrules",
-    "domainsettings",
-    "geosettings",
-    "recordingfeatures",
-    "sessionTargetingRules",
-    "webhooks",
-    "eventDefs",
-)
 DATASET = "analytics"
 LIST_LIMITED = ("segments", "operations", "webhooks")  # documented: `limit` up to 100
 
