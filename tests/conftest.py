@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from tests.helpers import API_KEY, ROOT, UID
+from tests.helpers import API_KEY, INHERITED_SETTINGS, ROOT, UID
 
 # set before anything imports dlt (simulator.expected does), as main.py does for the function
 os.environ["DLT_PROJECT_DIR"] = str(ROOT)
@@ -41,13 +41,7 @@ def loader_env(sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyP
         "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb"),
         "DLT_DATA_DIR": str(tmp_path / "dlt"),
     }
-    for name in (
-        "API_KEY_SECRET",
-        "DATASET_NAME",
-        "PIPELINE_NAME",
-        "SOURCES__ANALYTICS__PROFILE",
-        "SOURCES__ANALYTICS__AUTH_SCHEME",
-    ):
+    for name in INHERITED_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

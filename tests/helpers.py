@@ -19,6 +19,7 @@ from simulator.local import free_port, table_counts
 
 __all__ = [
     "API_KEY",
+    "INHERITED_SETTINGS",
     "ROOT",
     "SEED_RESOURCES",
     "UID",
@@ -33,6 +34,14 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-5f1c9e77"  # what the simulator accepts; tests assert it is never leaked
 UID = "u1"
+# settings a test's environment must not inherit from the shell that runs pytest
+INHERITED_SETTINGS = (
+    "API_KEY_SECRET",
+    "DATASET_NAME",
+    "PIPELINE_NAME",
+    "SOURCES__ANALYTICS__PROFILE",
+    "SOURCES__ANALYTICS__AUTH_SCHEME",
+)
 # the seed's ten resources, written out from the seed document: an expectation computed from the
 # loader's own table would shrink with it
 SEED_RESOURCES = (

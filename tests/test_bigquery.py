@@ -26,7 +26,7 @@ from bigquery_emulator import BigQueryEmulator
 from simulator import Fault, SimConfig, Simulator, SimulatorServer
 from simulator.expected import expected_counts
 from source.settings import RESOURCE_NAMES
-from tests.helpers import API_KEY, ROOT, UID, post, served_function
+from tests.helpers import API_KEY, INHERITED_SETTINGS, ROOT, UID, post, served_function
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot create BigQuery Storage client")
 
@@ -169,12 +169,7 @@ def seed_twice(bigquery_emulator: BigQueryEmulator, tmp_path_factory: pytest.Tem
     env = {**_env_for(sim, tmp_path_factory.mktemp("seed")), **bigquery_emulator.loader_env("seed_twice")}
     runs = TwoRuns(BigQueryReader(bigquery_emulator, "seed_twice"), expected_counts(sim.sim.config))
     with pytest.MonkeyPatch.context() as mp:
-        for name in (
-            "API_KEY_SECRET",
-            "PIPELINE_NAME",
-            "SOURCES__ANALYTICS__PROFILE",
-            "SOURCES__ANALYTICS__AUTH_SCHEME",
-        ):
+        for name in INHERITED_SETTINGS:  # DATASET_NAME among them: `env` sets it again
             mp.delenv(name, raising=False)
         for name, value in env.items():
             mp.setenv(name, value)

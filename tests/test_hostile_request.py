@@ -16,21 +16,9 @@ import pytest
 import requests
 from functions_framework import create_app
 
-from tests.helpers import ROOT, served_function
+from tests.helpers import ROOT, SEED_RESOURCES, served_function
 
 LIMIT = 65536  # the documented body cap: 64 KiB
-VALID = (
-    "sessions",
-    "segments",
-    "operations",
-    "blockrules",
-    "domainsettings",
-    "geosettings",
-    "recordingfeatures",
-    "sessionTargetingRules",
-    "eventDefs",
-    "webhooks",
-)
 
 
 def deep(levels: int) -> bytes:
@@ -79,7 +67,7 @@ def test_deeply_nested_body_is_400_naming_the_nesting(service: Any, sim: Any, ra
 
     assert status == 400
     assert "nested too deeply" in body["error"]
-    assert all(name in body["error"] for name in VALID)
+    assert all(name in body["error"] for name in SEED_RESOURCES)
     assert sim.sim.requests == []
     assert "Traceback" not in capfd.readouterr().err
 
@@ -114,7 +102,7 @@ def test_ten_thousand_unknown_names_get_a_short_400(service: Any, sim: Any) -> N
     assert status == 400
     assert "['aaa', 'aab', 'aac', 'aad', 'aae'] and 9995 more" in body["error"]
     assert "'aaf'" not in body["error"]
-    assert all(name in body["error"] for name in VALID)
+    assert all(name in body["error"] for name in SEED_RESOURCES)
     assert len(body["error"]) < 400
     assert sim.sim.requests == []
 
