@@ -48,7 +48,6 @@ class RunResult:
     row_counts: Dict[str, int] = field(default_factory=dict)
     resources: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     failed: Dict[str, str] = field(default_factory=dict)
-    upstream_errors: bool = False
 
 
 def new_pipeline(settings: FunctionSettings) -> Any:
@@ -305,7 +304,6 @@ def _fail(result: RunResult, name: str, f: Any, error: Any, run_id: str, step: s
 
         reason = f"{reason}; {forbidden_message(name, result.key_check.get('role'))}"
         result.failed[name] = result.resources[name]["reason"] = reason
-    result.upstream_errors = True
     log.error(
         f"resource {name} failed: {reason}", extra={"run_id": run_id, "resource": name, "step": step, **_figures(f)}
     )
