@@ -64,8 +64,14 @@ def build_source(config: SourceConfig, options: Optional[RunOptions] = None) -> 
     return DltSource(Schema(SOURCE_NAME), SOURCE_NAME, resources)
 
 
-def api_client(config: SourceConfig, figures: ResourceFigures, deadline: Optional[float]) -> RESTClient:
-    """dlt's REST client for one resource: the key in the Authorization header, the seed's retries."""
+def api_client(
+    config: SourceConfig,
+    figures: ResourceFigures,
+    deadline: Optional[float],
+    ended: Optional[threading.Event] = None,
+) -> RESTClient:
+    """dlt's REST client for one resource: the key in the Authorization header, the seed's retries;
+    no request after `deadline` or once `ended` is set."""
 
     def count_transient() -> None:
         figures.retries += 1
@@ -73,7 +79,7 @@ def api_client(config: SourceConfig, figures: ResourceFigures, deadline: Optiona
     return RESTClient(
         base_url=config.base_url,
         headers=auth_headers(config.auth_scheme, config.api_key),
-        session=retrying_session(config.runtime, count_transient, deadline),
+        session=retrying_session(config.runtime, count_transient, deadline, ended),
     )
 
 
@@ -88,7 +94,7 @@ def _extra(name: str, config: SourceConfig, options: RunOptions) -> DltResource:
     cleaner = RecordCleaner(name, ())
 
     def read() -> Iterator[Any]:
-        client = api_client(config, figures, options.deadline)
+        client = api_client(config, figures, options.deadline, options.cancel)
         if name == "events":
             pages = event_batches(client, download_session(), config.events, options.deadline)
         elif name == "users":
@@ -127,7 +133,7 @@ def _cleaned(
 def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOptions) -> DltResource:
     name = entry["name"]
     figures = options.figures.of(name)
-    pages = _pages(entry, config, figures, options.deadline)
+    pages = _pages(entry, config, figures, options)
     early = name in options.start_now
     reader = ReadAhead(
         pages,
@@ -158,10 +164,10 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
 
 
 def _pages(
-    entry: Mapping[str, Any], config: SourceConfig, figures: ResourceFigures, deadline: Optional[float]
+    entry: Mapping[str, Any], config: SourceConfig, figures: ResourceFigures, options: RunOptions
 ) -> Iterator[Any]:
     """The pages of one resource's cursor chain (a generator: nothing is sent until the first page is asked for)."""
-    client = api_client(config, figures, deadline)
+    client = api_client(config, figures, options.deadline, options.cancel)
     paginator = (
         JSONResponseCursorPaginator(
             cursor_path=CURSOR_PAGINATOR["cursor_path"], cursor_param=CURSOR_PAGINATOR["cursor_param"]

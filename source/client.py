@@ -9,6 +9,7 @@ within the request timeout, and refuses to start a request past the run's deadli
 from __future__ import annotations
 
 import io
+import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -17,7 +18,7 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import ReadTimeout
 
 from source.configuration import Runtime
-from source.errors import TRANSIENT_ERRORS, DeadlineExceededError
+from source.errors import TRANSIENT_ERRORS, DeadlineExceededError, RunEndedError
 from source.settings import RETRY_STATUSES
 
 _CHUNK = 64 * 1024
@@ -30,16 +31,25 @@ def auth_headers(scheme: str, api_key: str) -> Dict[str, str]:
 
 class BoundedAdapter(HTTPAdapter):
     """Counts transient failures (no response hook sees them), bounds the whole answer by the request
-    timeout, and starts no request after the run's deadline."""
+    timeout, and starts no request after the run's deadline or once the run has ended (`ended` set:
+    a reading thread in a retry's back-off must not call the API after the run has answered)."""
 
-    def __init__(self, on_transient_error: Callable[[], None], deadline: Optional[float]) -> None:
+    def __init__(
+        self,
+        on_transient_error: Callable[[], None],
+        deadline: Optional[float],
+        ended: Optional[threading.Event] = None,
+    ) -> None:
         super().__init__(pool_maxsize=4)  # one chain per resource: one connection, a few spare
         self._on_transient_error = on_transient_error
         self._deadline = deadline
+        self._ended = ended
 
     def send(  # type: ignore[override]  # requests passes verify/cert/proxies through **kwargs
         self, request: PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any
     ) -> Response:
+        if self._ended is not None and self._ended.is_set():
+            raise RunEndedError("the run had ended before the request was sent")
         budget = _read_timeout(timeout)
         if self._deadline is not None:
             left = self._deadline - time.monotonic()
@@ -90,7 +100,12 @@ def _read_within(response: Response, budget: Optional[float]) -> None:
     response.raw = io.BytesIO(b"".join(chunks))
 
 
-def retrying_session(runtime: Runtime, on_transient_error: Callable[[], None], deadline: Optional[float]) -> Any:
+def retrying_session(
+    runtime: Runtime,
+    on_transient_error: Callable[[], None],
+    deadline: Optional[float],
+    ended: Optional[threading.Event] = None,
+) -> Any:
     """A requests session with the seed's retry policy, for one resource.
 
     dlt's default client retries every 5xx; the seed retries exactly `RETRY_STATUSES`, so 501
@@ -106,7 +121,7 @@ def retrying_session(runtime: Runtime, on_transient_error: Callable[[], None], d
         request_backoff_factor=runtime.request_backoff_factor,
         request_max_retry_delay=runtime.request_max_retry_delay,
     ).session
-    adapter = BoundedAdapter(on_transient_error, deadline)
+    adapter = BoundedAdapter(on_transient_error, deadline, ended)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -23,6 +23,10 @@ class DeadlineExceededError(Exception):
     """The run's deadline (RUN_DEADLINE_SECONDS) passed before a resource finished reading."""
 
 
+class RunEndedError(Exception):
+    """A resource's reading thread asked for a request after its run had answered: none is sent."""
+
+
 class ResourceError(Exception):
     """A resource could not be loaded. `reason` is the text without the resource's name."""
 

@@ -8,9 +8,10 @@ import threading
 import time
 from typing import Any, Iterator, Optional
 
-from source.errors import DeadlineExceededError
+from source.errors import DeadlineExceededError, RunEndedError
 
 _DONE = object()
+_POLL = 0.5  # seconds: how often a waiting consumer checks the deadline and the reading thread
 
 
 class ReadAhead:
@@ -87,9 +88,14 @@ class ReadAhead:
             self._stop.set()
 
     def _next(self) -> Any:
-        if self._deadline is None:
-            return self._ahead.get()
-        try:
-            return self._ahead.get(timeout=max(0.0, self._deadline - time.monotonic()))
-        except queue.Empty:
-            raise DeadlineExceededError("the run deadline passed while the resource was still reading") from None
+        while True:
+            wait = _POLL if self._deadline is None else min(_POLL, max(0.0, self._deadline - time.monotonic()))
+            try:
+                return self._ahead.get(timeout=wait)
+            except queue.Empty:
+                pass
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                raise DeadlineExceededError("the run deadline passed while the resource was still reading")
+            # a reading thread cancelled by the run ends without a last item: do not wait for one
+            if not self._thread.is_alive() and self._ahead.empty():
+                raise RunEndedError("the run ended while the resource was still reading")

@@ -3,6 +3,7 @@ settings; unit-level HTTP through `responses`."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Dict, List
 
@@ -35,6 +36,12 @@ SEED_RETRIED = (429, 500, 502, 503, 504)  # the seed's "Retry Logic" statuses, w
 
 def make_source(**kwargs: Any) -> Any:
     return analytics_source(base_url=BASE, uid="u1", api_key=KEY, **kwargs)
+
+
+def api_calls() -> List[Any]:
+    """The requests to this file's API. `responses` patches requests in every thread: a reading thread
+    an earlier test left behind (on the simulator's loopback address) must not count here."""
+    return [c for c in responses.calls if c.request.url.startswith(BASE)]
 
 
 def page(selector: str, ids: List[int], token: str = None) -> Dict[str, Any]:
@@ -78,8 +85,11 @@ def test_each_resource_path_selector_key_and_auth(name: str) -> None:
     assert [r["id"] for r in rows] == ["r1", "r2", "r3"]
     assert resource.write_disposition == "merge"
     assert resource.compute_table_schema()["columns"]["id"]["primary_key"] is True
-    assert len(responses.calls) == 2, "pagination followed to the end, then stopped"
-    assert all(c.request.headers["Authorization"] == f"Bearer {KEY}" for c in responses.calls)
+    assert [c.request.url for c in api_calls()] == [
+        f"{BASE}{path}" + ("?uid=u1" if name == "sessions" else ""),
+        f"{BASE}{path}?" + ("uid=u1&" if name == "sessions" else "") + "pagination_token=t2",
+    ], "pagination followed to the end, then stopped"
+    assert all(c.request.headers["Authorization"] == f"Bearer {KEY}" for c in api_calls())
 
 
 @responses.activate
@@ -97,7 +107,7 @@ def test_pagination_follows_the_cursor_to_the_end() -> None:
     rows = list(make_source().with_resources("sessions"))
 
     assert len(rows) == pages * 2
-    assert [c.request.params.get("pagination_token") for c in responses.calls] == [None] + [
+    assert [c.request.params.get("pagination_token") for c in api_calls()] == [None] + [
         f"p{n}" for n in range(1, pages)
     ]
 
@@ -112,7 +122,7 @@ def test_retried_statuses_recover_within_three_retries(status: int, sleeps: List
     rows = list(make_source().with_resources("segments"))
 
     assert [r["id"] for r in rows] == ["r1"]
-    assert len(responses.calls) == 4
+    assert len(api_calls()) == 4
     assert sleeps == [2, 4, 8], "backoff factor 2: 2 s, 4 s, 8 s"
 
 
@@ -128,7 +138,7 @@ def test_retried_statuses_give_up_after_four_attempts(status: int, sleeps: List[
     assert isinstance(err, UpstreamHTTPError)
     assert (err.resource, err.status, err.path) == ("operations", status, "/operations/v1")
     assert f"HTTP {status}" in str(err) and "/operations/v1" in str(err)
-    assert len(responses.calls) == 4, "3 retries = 4 attempts"
+    assert len(api_calls()) == 4, "3 retries = 4 attempts"
     assert len(sleeps) == 3
 
 
@@ -143,7 +153,7 @@ def test_other_statuses_fail_at_once(status: int, sleeps: List[float]) -> None:
     err = error_of(failure.value)
     assert (err.resource, err.status, err.path) == ("webhooks", status, "/webhooks/v1/endpoints")
     assert "resource 'webhooks'" in str(err)
-    assert len(responses.calls) == 1 and sleeps == []
+    assert len(api_calls()) == 1 and sleeps == []
     if status in (401, 403):
         assert "API key was rejected" in str(err)
     assert KEY not in str(failure.value)
@@ -156,6 +166,28 @@ def test_retry_after_is_honoured(sleeps: List[float]) -> None:
 
     assert len(list(make_source().with_resources("segments"))) == 1
     assert sleeps == [7]
+
+
+@responses.activate
+def test_no_request_starts_once_the_run_has_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reading thread in a retry's back-off when the run answers sends nothing after it wakes."""
+    from dlt.sources.helpers.requests import retry
+
+    from source.analytics import resolve_source_config
+    from source.build import RunOptions, build_source
+
+    options = RunOptions()
+    # the run ends while the reading thread waits out its first back-off
+    monkeypatch.setattr(retry, "Retrying", functools.partial(retry.Retrying, sleep=lambda _: options.cancel.set()))
+    responses.get(f"{BASE}/segments/v1", status=503)
+    responses.get(f"{BASE}/segments/v1", json=page("segments", [1]))
+    config = resolve_source_config(base_url=BASE, uid="u1", api_key=KEY)
+
+    with pytest.raises(ResourceExtractionError) as failure:
+        list(build_source(config, options).with_resources("segments"))
+
+    assert "the run ended while the resource was still reading" in str(failure.value)
+    assert len(api_calls()) == 1, "the retry after the run ended must not be sent"
 
 
 @pytest.mark.parametrize(
@@ -176,7 +208,7 @@ def test_retry_policy_overridden_by_dlt_runtime_env(
     with pytest.raises(ResourceExtractionError):
         list(make_source().with_resources("segments"))
 
-    assert len(responses.calls) == calls
+    assert len(api_calls()) == calls
     assert sleeps == waits
 
 
