@@ -54,8 +54,8 @@ def draw(doc: dict[str, Any], path: Path) -> str | None:
         ax.legend(fontsize=7, loc=where, handlelength=3)
     if any(label == "BigQuery emulator" for label, _ in curves):
         fig.supxlabel(
-            "* dashed: into the BigQuery emulator, which takes uncompressed load files only "
-            "(the deployed function uploads gzip: a smaller /tmp folder and smaller upload buffers)",
+            "* dashed: into the BigQuery emulator, gzip load files as the deployed function uploads them "
+            "(a proxy in front of the emulator inflates them)",
             fontsize=7,
         )
     m = doc["machine"]

@@ -91,8 +91,8 @@ def readme_section(doc: dict[str, Any], volumes: dict[str, Any]) -> str:
     if bq:
         lines.append(
             f"- Into the BigQuery emulator, {bq[0].sessions:,} sessions: {bq[0].wall_s:.1f} s, peak RSS "
-            f"**{bq[0].rss_mib:.0f} MiB** (Google's client and its upload buffers; uncompressed files, which the "
-            "emulator needs)."
+            f"**{bq[0].rss_mib:.0f} MiB** (Google's client and its upload buffers; gzip load files, as "
+            "deployed)."
         )
     ev = events.points(res)
     if ev:

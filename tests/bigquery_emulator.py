@@ -4,7 +4,9 @@
 `make test` runs) serves BigQuery's REST API on a loopback port, with DuckDB underneath. One
 emulator serves the whole session; each test loads into a dataset of its own (`bigquery_env`).
 Nothing is downloaded at run time: the DuckDB spatial extension it loads at start comes from a
-pinned package, found through a HOME folder of the session's own.
+pinned package, found through a HOME folder of the session's own. Clients reach it through a
+loopback proxy (tests/bigquery_gzip_proxy.py) that inflates gzip load files, which the emulator
+cannot read: the loader uploads them gzip'd, as deployed.
 
 Also used by `scripts/demo.py` (`make demo DESTINATION=bigquery`).
 """
@@ -23,6 +25,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
+from tests.bigquery_gzip_proxy import GzipInflatingProxy
 from tests.helpers import ROOT
 
 VENV = ROOT / ".venv-bqemu"
@@ -36,7 +39,8 @@ class EmulatorError(RuntimeError):
 
 
 class BigQueryEmulator:
-    """One `bqemulator` process on 127.0.0.1 and what it logged (one JSON line per API call)."""
+    """One `bqemulator` process on 127.0.0.1 behind its gzip-inflating proxy, and what it logged (one JSON
+    line per API call). `port` and `url` are the proxy's: what clients use."""
 
     def __init__(self, workdir: Path, project: str = PROJECT, data_dir: Optional[Path] = None) -> None:
         self.workdir = workdir
@@ -45,28 +49,32 @@ class BigQueryEmulator:
         self.home = workdir / "home"
         self.uploads = workdir / "uploads"
         self.log_path = workdir / "emulator.log"
-        self.port: Optional[int] = None
+        self.port: Optional[int] = None  # the proxy's
+        self.emulator_port: Optional[int] = None
         self.proc: Optional[subprocess.Popen] = None
+        self.proxy: Optional[GzipInflatingProxy] = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, port: Optional[int] = None, timeout: float = 60) -> BigQueryEmulator:
-        """Start on `port` (default: the port of the last start, or a free one) and wait for /healthz."""
+        """Start the emulator (on the port of its last start, or a free one), then its proxy on `port` (default:
+        the port of the last start, or a free one), and wait for /healthz."""
         binary = VENV / "bin" / "bqemulator"
         if not binary.exists():
             raise EmulatorError(f"the BigQuery emulator is not installed ({binary} is missing): {INSTALL_HINT}")
         self._install_spatial_extension()
         self.uploads.mkdir(parents=True, exist_ok=True)
         port = self.port if port is None and self.port is not None else (port or 0)
+        emulator_port = self.emulator_port or 0
         args = [
             str(binary),
             "start",
             "--rest-host",
             "127.0.0.1",
             "--rest-port",
-            str(port),
+            str(emulator_port),
             "--grpc-host",
             "127.0.0.1",
             "--grpc-port",
@@ -93,12 +101,21 @@ class BigQueryEmulator:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, env=env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
-        self.port = self._wait_until_listening(offset, timeout)
+        self.emulator_port = self._wait_until_listening(offset, timeout)
+        self.proxy = GzipInflatingProxy(self.emulator_port)
+        try:
+            self.port = self.proxy.start(port)
+        except OSError as exc:
+            self.stop()
+            raise EmulatorError(f"the emulator's gzip proxy cannot listen on 127.0.0.1:{port}: {exc}") from exc
         self._wait_until_healthy(timeout)
         return self
 
     def stop(self) -> None:
-        """Stop the process this object started (by its PID); wait for it to exit."""
+        """Stop the proxy, then the process this object started (by its PID); wait for it to exit."""
+        proxy, self.proxy = self.proxy, None
+        if proxy is not None:
+            proxy.stop()
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -150,7 +167,6 @@ class BigQueryEmulator:
             "DATASET_NAME": dataset,
             "BIGQUERY_EMULATOR_HOST": self.url,
             "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID": self.project,
-            "DATA_WRITER__DISABLE_COMPRESSION": "true",  # the emulator does not inflate gzip load files
             "NO_GCE_CHECK": "true",  # google-auth never probes a metadata server
         }
 
