@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from loader.environment import PROJECT_DIR, SETTINGS_BY_NAME, FunctionSettings, SettingsError
 
@@ -22,6 +23,12 @@ EMULATOR_HOST = "BIGQUERY_EMULATOR_HOST"
 PROJECT_ID = "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID"
 # the emulator reads load files with DuckDB's JSON reader, which does not inflate gzip
 UNCOMPRESSED = "DATA_WRITER__DISABLE_COMPRESSION"
+# dlt's keys for it, in every section dlt reads it from: a value the user set in any of them wins
+UNCOMPRESSED_KEYS = tuple(f"{section}data_writer.disable_compression" for section in ("", "extract.", "normalize."))
+# DuckDB reads the load files from this machine's disk: gzip only costs CPU there (writing them in
+# extract and normalize, inflating them in DuckDB's reader: ~0.2 s of a 10k-session run,
+# docs/benchmarks.md). BigQuery and the filesystem upload them: gzip stays.
+UNCOMPRESSED_BY_DEFAULT = ("duckdb",)
 # Any text: an emulator does not check tokens, and Google refuses this one.
 EMULATOR_TOKEN = "bigquery-emulator-token"
 
@@ -55,6 +62,24 @@ def destination_for(settings: FunctionSettings) -> Any:
         bucket: str = dlt.config.get("destination.filesystem.bucket_url") or str(settings.data_dir / "filesystem")
         return dlt.destinations.filesystem(bucket_url=bucket)
     return bigquery_destination()
+
+
+@contextmanager
+def load_file_defaults(destination: str) -> Iterator[None]:
+    """For one run: DuckDB's load files written without gzip unless the user set
+    `DATA_WRITER__DISABLE_COMPRESSION` (env or .dlt/*.toml). dlt reads the setting from its config
+    providers only, so the default is an environment variable of the run, removed after it (one
+    process may load into several destinations one after the other; runs never overlap: service.py)."""
+    import dlt
+
+    if destination not in UNCOMPRESSED_BY_DEFAULT or any(dlt.config.get(k) is not None for k in UNCOMPRESSED_KEYS):
+        yield
+        return
+    os.environ[UNCOMPRESSED] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(UNCOMPRESSED, None)
 
 
 def emulator_host(env: Optional[Mapping[str, str]] = None) -> Optional[str]:

@@ -85,6 +85,14 @@ SETTINGS: Tuple[Setting, ...] = (
         "DuckDB `memory_limit` for local runs (bounds the memory of large merges).",
     ),
     Setting(
+        "DATA_WRITER__DISABLE_COMPRESSION",
+        None,
+        "dlt's own setting: `true` writes the load files without gzip. Unset: uncompressed into DuckDB, which "
+        "reads them from this machine's disk (gzip would only cost CPU), gzip into BigQuery and the filesystem, "
+        "which upload them. A bare BigQuery emulator needs `true` (it does not read gzip: see the emulator "
+        "section below).",
+    ),
+    Setting(
         "DESTINATION__BIGQUERY__LOCATION", "US", "BigQuery location of the dataset (dlt's own setting).", deployed=True
     ),
     Setting(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from loader.clustering import cluster_merge_tables
-from loader.destinations import destination_for
+from loader.destinations import destination_for, load_file_defaults
 from loader.environment import FunctionSettings
 from loader.logs import redact
 from loader.run_history import record_run
@@ -107,6 +107,13 @@ def run_load(
     run is the longest chain, and what the others cost hides behind it. At the run's deadline
     (RUN_DEADLINE_SECONDS) resources still reading fail with "deadline"; what completed loads.
     """
+    with load_file_defaults(settings.destination):
+        return _run_load(settings, requested, api_key, run_id)
+
+
+def _run_load(
+    settings: FunctionSettings, requested: Optional[Sequence[str]], api_key: Optional[str], run_id: str
+) -> RunResult:
     from source import RunOptions, build_source, resolve_source_config
     from source.errors import ConfigError
     from source.settings import LONG_CHAINS, RESOURCE_NAMES

@@ -41,6 +41,7 @@ INHERITED_SETTINGS = (
     "PIPELINE_NAME",
     "SOURCES__ANALYTICS__PROFILE",
     "SOURCES__ANALYTICS__AUTH_SCHEME",
+    "DATA_WRITER__DISABLE_COMPRESSION",
 )
 # the seed's ten resources, written out from the seed document: an expectation computed from the
 # loader's own table would shrink with it

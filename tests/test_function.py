@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -66,6 +67,46 @@ def test_post_loads_everything_with_exact_row_counts(
     assert len(body["load_ids"]) == 2 and body["duration_s"] > 0
     assert {n: r["rows"] for n, r in body["resources"].items()} == {n: 25 for n in SEED_RESOURCES}
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+
+
+@pytest.mark.parametrize(
+    "destination, setting, gzip",
+    [
+        pytest.param("duckdb", None, False, id="duckdb-default-uncompressed"),
+        pytest.param("duckdb", "false", True, id="duckdb-gzip-when-the-user-sets-it"),
+        pytest.param("filesystem", None, True, id="filesystem-default-gzip"),
+    ],
+)
+def test_load_files_are_gzip_only_where_they_are_uploaded(
+    client: Any,
+    loader_env: Dict[str, str],
+    expected: Dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    destination: str,
+    setting: Any,
+    gzip: bool,
+) -> None:
+    """DuckDB reads the load files from the local disk: written without gzip, unless the user says otherwise;
+    the filesystem (and BigQuery: tests/test_bigquery_gzip.py) get gzip files, as uploads should."""
+    monkeypatch.setenv("LOAD__DELETE_COMPLETED_JOBS", "false")  # keep the loaded files to look at
+    monkeypatch.setenv("DESTINATION", destination)
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", str(tmp_path / "bucket"))
+    if setting is not None:
+        monkeypatch.setenv("DATA_WRITER__DISABLE_COMPRESSION", setting)
+
+    answer = post(client, {})
+
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["row_counts"] == expected
+    loaded = [p for p in Path(loader_env["DLT_DATA_DIR"]).rglob("*.jsonl*") if "completed_jobs" in p.parts]
+    data = [p for p in loaded if not p.name.startswith("_dlt")]
+    assert len(data) >= len(SEED_RESOURCES), loaded
+    assert {p.read_bytes()[:2] == b"\x1f\x8b" for p in data} == {gzip}
+    if destination == "duckdb":
+        assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+    # the default is the run's only: the next run may load elsewhere
+    assert os.environ.get("DATA_WRITER__DISABLE_COMPRESSION") == setting
 
 
 def test_loaded_data_is_not_kept_in_the_working_folder(client: Any, loader_env: Dict[str, str]) -> None:
