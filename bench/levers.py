@@ -7,7 +7,6 @@ the measured process only, on dlt's public API; once the product adopts a change
 """
 
 import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -29,13 +28,7 @@ def duckdb_parquet() -> None:
     dlt.destinations.duckdb = duckdb  # type: ignore[misc,assignment]  # the loader calls it on every run
 
 
-def switch_interval() -> None:
-    """`sys.setswitchinterval(0.001)`: a thread waiting for an HTTP answer gets the GIL back within
-    1 ms instead of 5 ms while another thread runs Python code (normalize, dlt's extract loop)."""
-    sys.setswitchinterval(0.001)
-
-
-CODE: dict[str, Callable[[], None]] = {fn.__name__: fn for fn in (duckdb_parquet, switch_interval)}
+CODE: dict[str, Callable[[], None]] = {fn.__name__: fn for fn in (duckdb_parquet,)}
 
 BASELINE: Lever = ("B as it is", {}, [])
 S30: list[Lever] = [
@@ -50,7 +43,6 @@ S30: list[Lever] = [
         {"NORMALIZE__WORKERS": "2", "DATA_WRITER__FILE_MAX_ITEMS": "5000"},
         [],
     ),
-    ("code: GIL switch interval 1 ms", {}, ["switch_interval"]),
     ("code: DuckDB loads parquet", {}, ["duckdb_parquet"]),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -107,6 +108,28 @@ def test_load_files_are_gzip_only_where_they_are_uploaded(
         assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
     # the default is the run's only: the next run may load elsewhere
     assert os.environ.get("DATA_WRITER__DISABLE_COMPRESSION") == setting
+
+
+def test_a_run_reads_with_short_gil_slices_and_gives_the_interval_back(
+    client: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each phase runs with the 1 ms switch interval (a reading thread sends its next request sooner);
+    the process gets its own interval back after the run."""
+    from loader import pipeline
+
+    seen: List[float] = []
+    phase = pipeline._extract_normalize_load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(sys.getswitchinterval())
+        return phase(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_extract_normalize_load", spy)
+    before = sys.getswitchinterval()
+
+    assert post(client, {}).status_code == 200
+    assert seen == [pipeline.GIL_SWITCH_INTERVAL_S] * 2, "both phases"
+    assert sys.getswitchinterval() == before != pipeline.GIL_SWITCH_INTERVAL_S
 
 
 def test_loaded_data_is_not_kept_in_the_working_folder(client: Any, loader_env: Dict[str, str]) -> None:
