@@ -56,7 +56,7 @@ $(VENV)/.bench-installed: requirements-bench.txt | $(VENV)/.installed
 	touch $@
 
 ## bench: the seed's configuration as-is vs this loader, the network floor and a scale curve to
-##        1M sessions, against the simulator (~6 min; rewrites docs/benchmarks.md and the README's summary)
+##        1M sessions, against the simulator (~7 min; rewrites docs/benchmarks.md and the README's summary)
 bench: venv bqemu $(VENV)/.bench-installed
 	$(PY) -m bench
 

@@ -62,7 +62,8 @@ def readme_section(doc: dict[str, Any], volumes: dict[str, Any]) -> str:
         "in fresh processes, next to the network's practical floor (a bare `requests` loop over the sessions "
         "chain), then a scale curve to 1,000,000 sessions, and writes [docs/benchmarks.md](docs/benchmarks.md) "
         "(figures, machine, method, what bounds each target) and [docs/bench-scale.png](docs/bench-scale.png). "
-        "It takes about 6 minutes (374 s on this machine); `python -m bench --quick` about 2 minutes.",
+        f"It takes about 7 minutes ({doc['machine']['duration_s']:.0f} s for these figures); "
+        "`python -m bench --quick` about 2 minutes.",
         "",
     ]
     a, b = summary(res.get("s30/A", [])), summary(res.get("s30/B", []))
