@@ -143,7 +143,7 @@ variable "time_zone" {
 
 variable "function_memory" {
   type        = string
-  description = "Memory of the function instance; it also sets the vCPU (1Gi: 0.583). The default is sized by `make bench` (docs/benchmarks.md) at the supported 1,000,000 sessions a run: the run's peak RSS into the BigQuery emulator (~579 MiB) + dlt's working folder in the in-memory /tmp (~61 MiB) + the gunicorn master (~37 MiB) = ~677 MiB, plus a 50% margin = ~1,015 MiB."
+  description = "Memory of the function instance (its vCPU is set to 1 in function.tf). The default is sized by `make bench` (docs/benchmarks.md) at the supported 1,000,000 sessions a run: the run's peak RSS into the BigQuery emulator, gzip load files as deployed (~275 MiB) + dlt's working folder in the in-memory /tmp (~64 MiB) + the gunicorn master (~37 MiB) = ~376 MiB, plus a 50% margin = ~564 MiB: over 512Mi, hence 1Gi."
   default     = "1Gi"
 
   validation {
