@@ -10,14 +10,13 @@ not BigQuery's exact semantics, costs or quotas.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import pytest
 import requests
@@ -27,90 +26,12 @@ from simulator import Fault, SimConfig, Simulator, SimulatorServer
 from simulator.expected import expected_counts
 from source.settings import RESOURCE_NAMES
 from tests.helpers import API_KEY, INHERITED_SETTINGS, ROOT, UID, post, served_function
+from tests.warehouses import DESTINATIONS, HISTORY, BigQueryReader, Warehouse, open_warehouse
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot create BigQuery Storage client")
 
-BOOKKEEPING = ("_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id")
-HISTORY = "_loader_runs"
 
-
-# -- reading the warehouse back ---------------------------------------------------------------
-class BigQueryReader:
-    """One dataset of the emulator, read through google-cloud-bigquery."""
-
-    def __init__(self, emulator: BigQueryEmulator, dataset: str) -> None:
-        self.client = emulator.client()
-        self.project = emulator.project
-        self.dataset = dataset
-
-    def table(self, name: str) -> str:
-        return f"`{self.project}.{self.dataset}.{name}`"
-
-    def query(self, sql: str) -> List[Dict[str, Any]]:
-        return [dict(row.items()) for row in self.client.query(sql).result()]
-
-    def tables(self) -> List[str]:
-        return sorted(t.table_id for t in self.client.list_tables(self.dataset))
-
-    def counts(self) -> Dict[str, int]:
-        """Rows per table, dlt's own tables and the run history left out (as conftest.table_counts)."""
-        names = [t for t in self.tables() if not t.startswith("_dlt") and t != HISTORY]
-        return {t: self.query(f"select count(*) as n from {self.table(t)}")[0]["n"] for t in names}
-
-    def columns(self, name: str) -> Dict[str, str]:
-        """Column -> type, from a query's result schema (the emulator's table metadata misses added columns)."""
-        schema = self.client.query(f"select * from {self.table(name)} limit 0").result().schema
-        return {f.name: f.field_type for f in schema}
-
-    def rows(self, name: str) -> List[Dict[str, Any]]:
-        return self.query(f"select * from {self.table(name)}")
-
-    def content(self) -> Dict[str, List[str]]:
-        """Every data table's rows without dlt's per-load bookkeeping, in a stable order."""
-        out = {}
-        for name in self.counts():
-            rows = [sorted((k, v) for k, v in r.items() if k not in BOOKKEEPING) for r in self.rows(name)]
-            out[name] = sorted(map(repr, rows))
-        return out
-
-    def stored_schema(self, schema_name: str = "analytics") -> Dict[str, Any]:
-        """The newest schema dlt stored in `_dlt_version` (what it declared, hints included)."""
-        rows = self.query(
-            f"select `schema` from {self.table('_dlt_version')} where schema_name = '{schema_name}' "
-            "order by version desc limit 1"
-        )
-        return json.loads(rows[0]["schema"])
-
-    def job_ids(self) -> Set[str]:
-        return {j.job_id for j in self.client.list_jobs(max_results=100_000, page_size=100_000)}
-
-    def jobs_since(self, seen: Set[str]) -> List[Any]:
-        """Jobs (queries and loads, all datasets) that are not in `seen`."""
-        return [j for j in self.client.list_jobs(max_results=100_000, page_size=100_000) if j.job_id not in seen]
-
-    def merges(self, jobs: Sequence[Any]) -> Counter:
-        """Per data table: the jobs that wrote staged rows into it (a delete-insert, upsert or scd2 merge)."""
-        table = rf"`{re.escape(self.project)}`\.`{re.escape(self.dataset)}`\.`([^`]+)`"
-        into = re.compile(rf"(?:INSERT INTO|MERGE INTO|UPDATE) {table}")
-        merged: Counter = Counter()
-        for job in jobs:
-            sql = getattr(job, "query", None) or ""
-            if f"`{self.dataset}_staging`" in sql:
-                merged.update({t for t in into.findall(sql) if not t.startswith("_dlt")})
-        return merged
-
-    def cluster_ddl(self, jobs: Sequence[Any]) -> Dict[str, List[str]]:
-        """Per table created in the dataset: the columns of its `CLUSTER BY` (empty: none)."""
-        table = rf"`{re.escape(self.project)}`\.`{re.escape(self.dataset)}`\.`([^`]+)`"
-        create = re.compile(rf"CREATE TABLE {table}(.*?);", re.S)
-        found = {}
-        for job in jobs:
-            for table, rest in create.findall(getattr(job, "query", None) or ""):
-                clause = re.search(r"CLUSTER BY ([^\n;]+)", rest)
-                found[table] = re.findall(r"`([^`]+)`", clause.group(1)) if clause else []
-        return found
-
-
+# -- reading the warehouse back (tests/warehouses.py reads the rows) ------------------------------
 def calls_per_run(calls: Sequence[Dict[str, Any]]) -> Dict[str, int]:
     """The API calls of a run by kind, from the emulator's log: jobs are queries and load jobs."""
     kinds: Counter = Counter()
@@ -141,7 +62,7 @@ def bq(bigquery_env: Dict[str, str], bigquery_emulator: BigQueryEmulator) -> Big
 # -- the seed profile, loaded twice: shared by the tests below -----------------------------------
 @dataclass
 class TwoRuns:
-    reader: BigQueryReader
+    reader: Warehouse
     expected: Dict[str, int]
     answers: List[Tuple[int, Dict[str, Any]]] = field(default_factory=list)
     counts: List[Dict[str, int]] = field(default_factory=list)
@@ -195,15 +116,31 @@ def test_seed_profile_loads_every_table_with_exact_counts(seed_twice: TwoRuns) -
     assert {n: f["status"] for n, f in body["resources"].items()} == {n: "loaded" for n in RESOURCE_NAMES}
 
 
-def test_rerun_changes_nothing(seed_twice: TwoRuns) -> None:
-    status, body = seed_twice.answers[1]
+def _seed_twice_on(destination: str, request: pytest.FixtureRequest) -> TwoRuns:
+    """`seed_twice` for BigQuery (shared by this module); for DuckDB, the same two runs in this test's file."""
+    if destination == "bigquery":
+        return request.getfixturevalue("seed_twice")
+    reader = open_warehouse(destination, request)
+    service = request.getfixturevalue("fresh_service")
+    runs = TwoRuns(reader, request.getfixturevalue("expected"))
+    for _ in range(2):
+        runs.answers.append(post(service))
+        runs.counts.append(reader.counts())
+        runs.contents.append(reader.content())
+    return runs
+
+
+@pytest.mark.parametrize("destination", DESTINATIONS)
+def test_rerun_changes_nothing(destination: str, request: pytest.FixtureRequest) -> None:
+    runs = _seed_twice_on(destination, request)
+    status, body = runs.answers[1]
 
     assert status == 200, body.get("error")
-    assert seed_twice.counts[1] == seed_twice.expected
-    assert seed_twice.contents[1] == seed_twice.contents[0], "same rows, merged on the key, not added"
+    assert body["row_counts"] == runs.expected, "rows loaded by this run (merged, not added)"
+    assert runs.counts[1] == runs.expected
+    assert runs.contents[1] == runs.contents[0], "same rows, merged on the key, not added"
     # the rerun's rows replaced the first run's: only its load ids are left in the root tables
-    loads = {r["_dlt_load_id"] for t in seed_twice.expected if "__" not in t for r in seed_twice.reader.rows(t)}
-    assert loads == set(body["load_ids"])
+    assert runs.reader.load_ids(t for t in runs.expected if "__" not in t) == set(body["load_ids"])
 
 
 def test_at_most_one_merge_per_table_per_run(seed_twice: TwoRuns) -> None:
@@ -287,7 +224,7 @@ def test_changed_and_new_records_merge_and_a_new_field_is_a_new_column(
 ) -> None:
     subset = ["segments", "webhooks"]
     assert post(fresh_service, subset)[0] == 200
-    assert "loyalty_tier" not in bq.columns("segments")
+    assert "loyalty_tier" not in bq.native_columns("segments")
 
     # five new records, and every record changed (a new field)
     sim.sim.configure(rows={"segments": 30, "webhooks": 30}, faults=[Fault(resource="segments", kind="new_field")])
@@ -295,7 +232,7 @@ def test_changed_and_new_records_merge_and_a_new_field_is_a_new_column(
 
     assert status == 200, body.get("error")
     assert bq.counts() == expected_for(expected_counts(sim.sim.config), subset)
-    assert bq.columns("segments")["loyalty_tier"] == "STRING"
+    assert bq.native_columns("segments")["loyalty_tier"] == "STRING"
     sql = f"select count(distinct id) as ids, countif(loyalty_tier = 'gold') as changed from {bq.table('segments')}"
     assert bq.query(sql) == [{"ids": 30, "changed": 30}]
     assert {r["_dlt_load_id"] for r in bq.rows("segments")} == set(body["load_ids"]), "every row is this run's version"
@@ -307,7 +244,7 @@ def test_type_change_adds_a_variant_column(
     # one schema change per table and dataset: the emulator's INFORMATION_SCHEMA does not show
     # columns added by ALTER TABLE, so a second change would make dlt add them again (README)
     assert post(fresh_service, ["sessions"])[0] == 200
-    assert bq.columns("sessions")["duration_ms"] == "INTEGER"
+    assert bq.native_columns("sessions")["duration_ms"] == "INTEGER"
 
     sim.sim.configure(faults=[Fault(resource="sessions", kind="type_change")])
     status, body = post(fresh_service, ["sessions"])
@@ -315,14 +252,14 @@ def test_type_change_adds_a_variant_column(
     assert status == 200, body.get("error")
     assert bq.counts() == expected_for(expected, ["sessions"])
     # an int field now a string: dlt's variant column next to the typed one
-    cols = bq.columns("sessions")
+    cols = bq.native_columns("sessions")
     assert (cols["duration_ms"], cols["duration_ms__v_text"]) == ("INTEGER", "STRING")
     values = bq.query(f"select duration_ms, duration_ms__v_text from {bq.table('sessions')}")
     assert len(values) == 25
     assert all(v["duration_ms"] is None and v["duration_ms__v_text"].endswith(" ms") for v in values)
 
 
-# -- state, isolation --------------------------------------------------------------------------
+# -- state --------------------------------------------------------------------------------
 def test_cold_start_restores_state_from_bigquery(
     sim: Any,
     bigquery_env: Dict[str, str],
@@ -351,48 +288,12 @@ def test_cold_start_restores_state_from_bigquery(
     assert restored.default_schema.version_hash == stored_hash == bq.stored_schema()["version_hash"]
 
 
-def test_failing_resource_is_isolated_and_its_table_untouched(
-    sim: Any, bigquery_env: Dict[str, str], bq: BigQueryReader, expected: Dict[str, int], fresh_service: Any
-) -> None:
-    subset = ["segments", "operations", "webhooks"]
-    assert post(fresh_service, subset)[0] == 200
-    before = bq.rows("operations")
-
-    sim.sim.configure(faults=[Fault(resource="operations", status=404)])
-    status, body = post(fresh_service, subset)
-
-    assert status == 502
-    assert body["resources"]["operations"]["status"] == "failed" and "404" in body["error"]
-    assert {n for n, f in body["resources"].items() if f["status"] == "loaded"} == {"segments", "webhooks"}
-    assert bq.counts() == expected_for(expected, subset)
-    assert sorted(map(repr, bq.rows("operations"))) == sorted(map(repr, before)), "untouched, load ids included"
-    assert {r["_dlt_load_id"] for r in bq.rows("segments")} <= set(body["load_ids"]), "the others merged this run"
-
-
 # -- run history on both destinations -------------------------------------------------------------
-def _history_reader(destination: str, request: pytest.FixtureRequest) -> Any:
-    if destination == "bigquery":
-        return request.getfixturevalue("bq")
-    return DuckDbHistory(request.getfixturevalue("loader_env")["DESTINATION__DUCKDB__CREDENTIALS"])
-
-
-class DuckDbHistory:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def rows(self, name: str) -> List[Dict[str, Any]]:
-        import duckdb
-
-        with duckdb.connect(self.path, read_only=True) as con:
-            cur = con.execute(f'select * from analytics."{name}"')
-            return [dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur.fetchall()]
-
-
-@pytest.mark.parametrize("destination", ["duckdb", "bigquery"])
+@pytest.mark.parametrize("destination", DESTINATIONS)
 def test_run_history_records_failed_resources_without_secrets(
     destination: str, request: pytest.FixtureRequest, sim: Any, loader_env: Dict[str, str], fresh_service: Any
 ) -> None:
-    warehouse = _history_reader(destination, request)
+    warehouse = open_warehouse(destination, request)
     subset = ["segments", "operations"]
     first = post(fresh_service, subset)[1]
     # an API that echoes the credentials it rejects: the error is kept, the key is not

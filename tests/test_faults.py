@@ -28,6 +28,7 @@ import pytest
 
 from simulator import Fault
 from tests.helpers import API_KEY, log_lines, post, query, table_counts
+from tests.warehouses import DESTINATIONS, open_warehouse
 
 DATASET = "analytics"
 MAX_ATTEMPTS = 4  # the seed: 3 retries after the first attempt
@@ -37,6 +38,7 @@ TABLES_OF = {  # root table and its nested tables, for the seed shapes
     "sessions": ("sessions", "sessions__pages"),
     "segments": ("segments",),
     "operations": ("operations",),
+    "blockrules": ("blockrules", "blockrules__blocked_ips"),
     "webhooks": ("webhooks", "webhooks__event_types"),
     "eventDefs": ("event_defs",),
 }
@@ -71,13 +73,6 @@ def _rows(con: Any, table: str, dataset: str = DATASET) -> List[Dict[str, Any]]:
 def columns(path: str, table: str) -> Dict[str, str]:
     with duckdb.connect(path, read_only=True) as con:
         return _columns(con, table)
-
-
-def raw_rows(path: str, tables: Iterable[str]) -> Dict[str, List[str]]:
-    """Every column of every row, dlt's ids and load ids included, in a stable order."""
-    with duckdb.connect(path, read_only=True) as con:
-        present = set(_tables(con))
-        return {t: sorted(repr(sorted(r.items())) for r in _rows(con, t)) if t in present else [] for t in tables}
 
 
 def snapshot(path: str) -> Dict[str, Any]:
@@ -176,10 +171,14 @@ PAGE_2_FAULTS = {
     "segments": (Fault(resource="segments", kind="hang", seconds=1.0, page=2), None, "time"),
     "operations": (Fault(resource="operations", kind="not_json", page=2), 200, "not JSON"),
     "webhooks": (Fault(resource="webhooks", kind="drop_key", page=2), 200, "primary key 'id'"),
+    "blockrules": (Fault(resource="blockrules", status=404, page=2), 404, "HTTP 404"),
 }
 
 
+@pytest.mark.parametrize("destination", DESTINATIONS)
 def test_failures_on_page_2_leave_earlier_rows_untouched_and_the_others_load(
+    destination: str,
+    request: pytest.FixtureRequest,
     sim: Any,
     loader_env: Dict[str, str],
     sleeps: List[float],
@@ -187,33 +186,33 @@ def test_failures_on_page_2_leave_earlier_rows_untouched_and_the_others_load(
     expected: Dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Four resources fail on page 2 in four ways in one run; page 1 of each had been read, yet
-    none of it reaches the warehouse, and the fifth resource loads."""
-    db = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    """Five resources fail on page 2 in five ways in one run; page 1 of each had been read, yet
+    none of it reaches the warehouse, and the sixth resource loads."""
+    warehouse = open_warehouse(destination, request)
     monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "0.5")
     subset = [*PAGE_2_FAULTS, "eventDefs"]
     failing_tables = [t for name in PAGE_2_FAULTS for t in TABLES_OF[name]]
     assert post(fresh_service, subset)[0] == 200
-    before = raw_rows(db, failing_tables)
+    before = warehouse.raw_rows(failing_tables)
     assert len(before["sessions"]) == 25 and before["sessions__pages"] and before["webhooks__event_types"]
 
     sim.sim.configure(faults=[fault for fault, _, _ in PAGE_2_FAULTS.values()])
     status, body = post(fresh_service, subset)
 
     assert status == 502
-    assert body["error"].startswith("4 of 5 resource(s) failed")
+    assert body["error"].startswith("5 of 6 resource(s) failed") and "404" in body["error"]
     for name, (_, status_code, words) in PAGE_2_FAULTS.items():
         failed = body["resources"][name]
         assert (failed["status"], failed["page"], failed["status_code"]) == ("failed", 2, status_code), name
         assert words in failed["reason"], name
         assert (failed["rows"], failed["pages"]) == (10, 1), f"{name}: page 1 was read"
-    assert body["resources"]["eventDefs"]["status"] == "loaded"
+    assert {n for n, f in body["resources"].items() if f["status"] == "loaded"} == {"eventDefs"}
     # the failed resources' tables: exactly what the earlier run left (dlt ids and load ids too)
-    assert raw_rows(db, failing_tables) == before
-    assert load_ids_in(db, failing_tables) & set(body["load_ids"]) == set()
-    assert load_ids_in(db, ["event_defs"]) == set(body["load_ids"])
+    assert warehouse.raw_rows(failing_tables) == before
+    assert warehouse.load_ids(failing_tables) & set(body["load_ids"]) == set()
+    assert warehouse.load_ids(["event_defs"]) == set(body["load_ids"])
     assert body["row_counts"] == {"event_defs": 25}
-    assert table_counts(db) == expected_for(expected, subset)
+    assert warehouse.counts() == expected_for(expected, subset)
 
 
 # -- self-healing -----------------------------------------------------------------------------

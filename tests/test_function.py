@@ -143,17 +143,6 @@ def test_loaded_data_is_not_kept_in_the_working_folder(client: Any, loader_env: 
     assert data == []
 
 
-def test_second_post_leaves_table_counts_unchanged(
-    client: Any, loader_env: Dict[str, str], expected: Dict[str, int]
-) -> None:
-    assert post(client).status_code == 200
-    second = post(client)
-
-    assert second.status_code == 200
-    assert second.get_json()["row_counts"] == expected, "rows loaded by this run (merged, not added)"
-    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
-
-
 def test_subset_calls_only_its_endpoints_after_one_key_check(client: Any, sim: Any) -> None:
     answer = post(client, {"resources": ["sessions"]})
 
