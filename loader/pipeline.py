@@ -28,17 +28,6 @@ from loader.run_history import record_run
 
 log = logging.getLogger("analytics_loader")
 
-# Resources that keep a cursor in dlt's state (source/events.py, source/history.py).
-INCREMENTAL = (
-    "events",
-    "blockrules_history",
-    "domainsettings_history",
-    "geosettings_history",
-    "privacy_history",
-    "recordingfeatures_history",
-    "sessionTargetingRules_history",
-)
-
 
 @dataclass
 class RunResult:
@@ -136,7 +125,7 @@ def _run_load(
 ) -> RunResult:
     from source import RunOptions, build_source, resolve_source_config
     from source.errors import ConfigError
-    from source.settings import LONG_CHAINS, RESOURCE_NAMES
+    from source.settings import INCREMENTAL_RESOURCES, LONG_CHAINS, RESOURCE_NAMES
 
     started = time.monotonic()
     try:
@@ -178,7 +167,7 @@ def _run_load(
 
         # cursors of the incremental resources as the warehouse has them: put back for a resource
         # whose rows are dropped after the extract, so that no window or version is skipped
-        cursors = snapshot_cursors(pipeline, SOURCE_NAME, [n for n in resources if n in INCREMENTAL])
+        cursors = snapshot_cursors(pipeline, SOURCE_NAME, [n for n in resources if n in INCREMENTAL_RESOURCES])
         for phase in (first, last):
             if phase:
                 _extract_normalize_load(

@@ -135,6 +135,8 @@ HISTORY_PATHS: Dict[str, str] = {
 }
 EXTRA_PATHS: Dict[str, str] = {"events": "/segments/v1/exports", "users": "/v2/users", **HISTORY_PATHS}
 EXTRA_RESOURCE_NAMES: Tuple[str, ...] = tuple(EXTRA_PATHS)
+# Resources that keep a cursor in dlt's state (source/events.py, source/history.py)
+INCREMENTAL_RESOURCES: Tuple[str, ...] = ("events", *HISTORY_PATHS)
 ME_PATH = "/me"
 HISTORY_LIMIT = 100  # versions per history page (the documented maximum; the API's default is 20)
 # `events_*` settings under `sources.analytics` (SOURCES__ANALYTICS__EVENTS_*); `events_start` has
