@@ -388,6 +388,13 @@ def _stop_when_extract_starts(sim: SimulatorServer, emulator: BigQueryEmulator, 
     return thread
 
 
+def _load_into(emulator: BigQueryEmulator, dataset: str, monkeypatch: pytest.MonkeyPatch) -> BigQueryReader:
+    """The loader's environment pointed at `dataset` of `emulator`; the reader of that dataset."""
+    for name, value in emulator.loader_env(dataset).items():
+        monkeypatch.setenv(name, value)
+    return BigQueryReader(emulator, dataset)
+
+
 def test_warehouse_refusing_mid_run_is_a_500_naming_the_step_and_the_next_run_completes(
     sim: Any,
     loader_env: Dict[str, str],
@@ -396,10 +403,7 @@ def test_warehouse_refusing_mid_run_is_a_500_naming_the_step_and_the_next_run_co
     expected: Dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    env = own_emulator.loader_env("refused")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    bq = BigQueryReader(own_emulator, "refused")
+    bq = _load_into(own_emulator, "refused", monkeypatch)
     subset = ["sessions", "segments"]
     status, first = post(fresh_service, subset)
     assert status == 200, first.get("error")
@@ -439,8 +443,7 @@ def test_warehouse_stopped_briefly_mid_run_is_ridden_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Google's client retries a refused connection (for up to 10 minutes): a short outage costs time, not the run."""
-    for name, value in own_emulator.loader_env("ridden_out").items():
-        monkeypatch.setenv(name, value)
+    bq = _load_into(own_emulator, "ridden_out", monkeypatch)
     subset = ["sessions", "segments"]
 
     watcher = _stop_when_extract_starts(sim, own_emulator, lambda: (time.sleep(2), own_emulator.start()))
@@ -448,7 +451,7 @@ def test_warehouse_stopped_briefly_mid_run_is_ridden_out(
     watcher.join(60)
 
     assert status == 200, body.get("error")
-    assert BigQueryReader(own_emulator, "ridden_out").counts() == expected_for(expected, subset)
+    assert bq.counts() == expected_for(expected, subset)
 
 
 # -- the switch --------------------------------------------------------------------------------

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Set
 
 import pytest
 
+from simulator.local import RUN_HISTORY_TABLE
+from tests.helpers import table_counts
+
 if TYPE_CHECKING:
     from bigquery_emulator import BigQueryEmulator
 
 DESTINATIONS = ["duckdb", "bigquery"]
 BOOKKEEPING = ("_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id")
-HISTORY = "_loader_runs"
+HISTORY = RUN_HISTORY_TABLE
 
 DUCKDB_TYPES = {
     "BIGINT": "bigint",
@@ -59,13 +62,17 @@ class Warehouse:
         raise NotImplementedError
 
     def counts(self) -> Dict[str, int]:
-        """Rows per data table: dlt's own tables and the run history left out (as helpers.table_counts)."""
-        return {t: len(self.rows(t)) for t in self.tables() if not t.startswith("_dlt") and t != HISTORY}
+        """Rows per data table (`data_tables`)."""
+        raise NotImplementedError
+
+    def data_tables(self) -> List[str]:
+        """The tables of the API's data: dlt's own tables and the run history left out."""
+        return [t for t in self.tables() if not t.startswith("_dlt") and t != HISTORY]
 
     def content(self) -> Dict[str, List[str]]:
         """Every data table's rows without dlt's per-load bookkeeping, in a stable order."""
         out = {}
-        for name in self.counts():
+        for name in self.data_tables():
             rows = [sorted((k, v) for k, v in r.items() if k not in BOOKKEEPING) for r in self.rows(name)]
             out[name] = sorted(map(repr, rows))
         return out
@@ -109,6 +116,9 @@ class DuckDbReader(Warehouse):
     def rows(self, name: str) -> List[Dict[str, Any]]:
         return self._fetch(f'select * from "{self.dataset}"."{name}"')
 
+    def counts(self) -> Dict[str, int]:
+        return table_counts(self.path, self.dataset)
+
     def columns(self, name: str) -> Dict[str, str]:
         sql = "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?"
         found = self._fetch(sql, [self.dataset, name])
@@ -135,8 +145,7 @@ class BigQueryReader(Warehouse):
         return sorted(t.table_id for t in self.client.list_tables(self.dataset))
 
     def counts(self) -> Dict[str, int]:
-        names = [t for t in self.tables() if not t.startswith("_dlt") and t != HISTORY]
-        return {t: self.query(f"select count(*) as n from {self.table(t)}")[0]["n"] for t in names}
+        return {t: self.query(f"select count(*) as n from {self.table(t)}")[0]["n"] for t in self.data_tables()}
 
     def native_columns(self, name: str) -> Dict[str, str]:
         """Column -> BigQuery type, from a query's result schema (the emulator's metadata misses added columns)."""
@@ -164,10 +173,13 @@ class BigQueryReader(Warehouse):
         """Jobs (queries and loads, all datasets) that are not in `seen`."""
         return [j for j in self.client.list_jobs(max_results=100_000, page_size=100_000) if j.job_id not in seen]
 
+    def _table_in_sql(self) -> str:
+        """A regex for a table of this dataset as dlt writes it in SQL; the group is the table's name."""
+        return rf"`{re.escape(self.project)}`\.`{re.escape(self.dataset)}`\.`([^`]+)`"
+
     def merges(self, jobs: Sequence[Any]) -> Counter:
         """Per data table: the jobs that wrote staged rows into it (a delete-insert, upsert or scd2 merge)."""
-        table = rf"`{re.escape(self.project)}`\.`{re.escape(self.dataset)}`\.`([^`]+)`"
-        into = re.compile(rf"(?:INSERT INTO|MERGE INTO|UPDATE) {table}")
+        into = re.compile(rf"(?:INSERT INTO|MERGE INTO|UPDATE) {self._table_in_sql()}")
         merged: Counter = Counter()
         for job in jobs:
             sql = getattr(job, "query", None) or ""
@@ -177,8 +189,7 @@ class BigQueryReader(Warehouse):
 
     def cluster_ddl(self, jobs: Sequence[Any]) -> Dict[str, List[str]]:
         """Per table created in the dataset: the columns of its `CLUSTER BY` (empty: none)."""
-        table = rf"`{re.escape(self.project)}`\.`{re.escape(self.dataset)}`\.`([^`]+)`"
-        create = re.compile(rf"CREATE TABLE {table}(.*?);", re.S)
+        create = re.compile(rf"CREATE TABLE {self._table_in_sql()}(.*?);", re.S)
         found = {}
         for job in jobs:
             for table, rest in create.findall(getattr(job, "query", None) or ""):
