@@ -9,11 +9,12 @@ would: the switch can only ever talk to an emulator.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 from loader.environment import PROJECT_DIR, SETTINGS_BY_NAME, FunctionSettings, SettingsError
 
@@ -34,26 +35,107 @@ EMULATOR_TOKEN = "bigquery-emulator-token"
 
 
 def destination_for(settings: FunctionSettings) -> Any:
-    """The dlt destination; unset options resolve through dlt's own config (env, toml, ADC)."""
+    """The dlt destination; unset options resolve through dlt's own config (env, toml, ADC).
+
+    For a run, use `open_destination`: it also keeps DuckDB's connection open for the run.
+    """
+    return capabilities_resolved_once(_destination(settings))
+
+
+@contextmanager
+def open_destination(settings: FunctionSettings) -> Iterator[Any]:
+    """The destination of one run. DuckDB: one connection, opened here and closed on leaving.
+
+    dlt opens and closes the DuckDB file at each step that touches it (state sync, each phase's
+    load, the run history's) when it owns the connection: ~15 ms to open and a checkpoint to close,
+    each time. Given a connection of ours (dlt's documented `DuckDbCredentials(connection)`), it
+    hands out cursors of it instead: ~0.25 s less after a 10k-session run's last page
+    (docs/benchmarks.md). The connection is closed before the run answers, so the file is free for
+    anyone who reads it then.
+
+    Raises:
+        SettingsError: the DuckDB file cannot be opened (e.g. another process holds it).
+    """
+    if settings.destination != "duckdb":
+        yield destination_for(settings)
+        return
+    import duckdb
+
+    path = duckdb_path(settings)
+    try:
+        connection = duckdb.connect(path)
+    except duckdb.Error as exc:
+        cause = (str(exc).splitlines() or [""])[0]
+        raise SettingsError(
+            f"cannot open the DuckDB warehouse {path} (DESTINATION__DUCKDB__CREDENTIALS): {type(exc).__name__}: "
+            f"{cause}; if another process has it open, close it or point DESTINATION__DUCKDB__CREDENTIALS elsewhere"
+        ) from None
+    try:
+        yield capabilities_resolved_once(_destination(settings, connection))
+    finally:
+        connection.close()
+
+
+def duckdb_path(settings: FunctionSettings) -> str:
+    """The DuckDB file of a run (dlt's `destination.duckdb.credentials`, default `warehouse.duckdb` in the project).
+
+    Raises:
+        SettingsError: the file is named like the dataset (DuckDB could not tell catalog from schema).
+    """
+    import dlt
+
+    # dlt's own name, resolved by dlt's providers (env, .dlt/config.toml), with our default
+    path = str(dlt.config.get("destination.duckdb.credentials") or PROJECT_DIR / "warehouse.duckdb")
+    if Path(path).stem == settings.dataset_name:
+        # DuckDB names the catalog after the file: `analytics.analytics` would be ambiguous
+        raise SettingsError(
+            f"DESTINATION__DUCKDB__CREDENTIALS file {Path(path).name!r} has the same name as DATASET_NAME "
+            f"{settings.dataset_name!r}; DuckDB cannot tell them apart: rename the file (e.g. warehouse.duckdb)"
+        )
+    return path
+
+
+def capabilities_resolved_once(destination: Any) -> Any:
+    """`destination` whose `capabilities()` resolves its configuration once per naming convention.
+
+    dlt asks the destination for its capabilities many times a step (a dozen times in a run's
+    last phase and the run history), and each time resolves the destination's whole configuration
+    again through every config provider: ~0.1-0.2 s of a 10k-session run after its last page
+    (docs/benchmarks.md). Nothing it reads changes during a run, and a run makes its destination
+    anew (`open_destination`), so the first answer stands for the run. The capabilities dlt derives
+    from a configuration it passes in are left to dlt. Each caller gets its own copy: dlt may adjust
+    the object it is given.
+    """
+    resolve = destination.capabilities
+    resolved: Dict[Any, Any] = {}
+
+    def capabilities(config: Any = None, naming: Any = None) -> Any:
+        if config is not None:
+            return resolve(config, naming)
+        # a naming convention's behaviour is its class and the identifier length it was cut to
+        key = None if naming is None else (type(naming), naming.max_length)
+        if key not in resolved:
+            resolved[key] = resolve(None, naming)
+        return copy.copy(resolved[key])
+
+    destination.capabilities = capabilities
+    return destination
+
+
+def _destination(settings: FunctionSettings, connection: Any = None) -> Any:
+    """dlt's destination; for DuckDB on `connection` when given, else on the file (dlt opens it at each step)."""
     import dlt
 
     if settings.destination == "duckdb":
         from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-        # dlt's own names, resolved by dlt's providers (env, .dlt/config.toml), with our defaults
-        path = str(dlt.config.get("destination.duckdb.credentials") or PROJECT_DIR / "warehouse.duckdb")
-        if Path(path).stem == settings.dataset_name:
-            # DuckDB names the catalog after the file: `analytics.analytics` would be ambiguous
-            raise SettingsError(
-                f"DESTINATION__DUCKDB__CREDENTIALS file {Path(path).name!r} has the same name as DATASET_NAME "
-                f"{settings.dataset_name!r}; DuckDB cannot tell them apart: rename the file (e.g. warehouse.duckdb)"
-            )
+        path = duckdb_path(settings)
         limit: str = (
             dlt.config.get("destination.duckdb.memory_limit")
             or SETTINGS_BY_NAME["DESTINATION__DUCKDB__MEMORY_LIMIT"].default
         )
         return dlt.destinations.duckdb(
-            credentials=DuckDbCredentials(path, global_config={"memory_limit": limit}),
+            credentials=DuckDbCredentials(connection or path, global_config={"memory_limit": limit}),
             # jsonl, as BigQuery loads: DuckDB reads it with read_json, several times faster than
             # its default INSERT ... VALUES statements (docs/benchmarks.md)
             preferred_loader_file_format="jsonl",

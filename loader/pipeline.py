@@ -15,13 +15,13 @@ import logging
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from loader.clustering import cluster_merge_tables
-from loader.destinations import destination_for, load_file_defaults
+from loader.destinations import destination_for, load_file_defaults, open_destination
 from loader.environment import FunctionSettings
 from loader.logs import redact
 from loader.run_history import record_run
@@ -41,13 +41,14 @@ class RunResult:
     failed: Dict[str, str] = field(default_factory=dict)
 
 
-def new_pipeline(settings: FunctionSettings) -> Any:
+def new_pipeline(settings: FunctionSettings, destination: Any = None) -> Any:
+    """The run's dlt pipeline, into `destination` (a run's `open_destination`; default: `destination_for`)."""
     import dlt
     from dlt.common.runtime.collector import LogCollector
 
     return dlt.pipeline(
         pipeline_name=settings.pipeline_name,
-        destination=destination_for(settings),
+        destination=destination if destination is not None else destination_for(settings),
         dataset_name=settings.dataset_name,
         pipelines_dir=str(Path(settings.data_dir) / "pipelines"),
         progress=LogCollector(log_period=10, logger=log, log_level=logging.INFO, dump_system_stats=False),
@@ -147,8 +148,9 @@ def _run_load(
     result = RunResult(pipeline=settings.pipeline_name, destination=settings.destination, dataset=settings.dataset_name)
     result.key_check = key_check(config, options.deadline, run_id)
     pipeline = None
+    warehouse = ExitStack()  # closed after the run history is written
     try:
-        pipeline = new_pipeline(settings)
+        pipeline = new_pipeline(settings, warehouse.enter_context(open_destination(settings)))
         if pipeline.has_pending_data:
             # Packages of an earlier run that failed on this warm instance. Every run re-reads the
             # whole API and merges on the key, so dropping them loses nothing and never blocks.
@@ -175,7 +177,8 @@ def _run_load(
                 )
     finally:
         options.cancel.set()  # nothing keeps reading after the run, whatever happened
-        record_run(pipeline, run_id, started, resources, result, options.figures)  # _loader_runs, failed runs too
+        with warehouse:
+            record_run(pipeline, run_id, started, resources, result, options.figures)  # _loader_runs, failed runs too
     result.resources = {n: result.resources[n] for n in resources if n in result.resources}
     result.row_counts = dict(sorted(result.row_counts.items()))
     for name, figures in result.resources.items():

@@ -132,6 +132,64 @@ def test_a_run_reads_with_short_gil_slices_and_gives_the_interval_back(
     assert sys.getswitchinterval() == before != pipeline.GIL_SWITCH_INTERVAL_S
 
 
+def test_a_run_opens_the_duckdb_file_once_and_frees_it_before_answering(
+    client: Any, sim: Any, loader_env: Dict[str, str], expected: Dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One connection for the whole run (state sync, both phases, the run history), closed before the
+    answer, whether every resource loaded or one failed."""
+    import duckdb
+
+    from simulator import Fault
+
+    path = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    opened: List[str] = []
+    connect = duckdb.connect
+
+    def counting(database: Any = ":memory:", *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(database))
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", counting)
+    assert post(client, {}).status_code == 200
+    assert opened == [path]
+    monkeypatch.setattr(duckdb, "connect", connect)
+    assert table_counts(path) == expected  # opened read-only by this process: the run's connection is closed
+
+    monkeypatch.setattr(duckdb, "connect", counting)
+    sim.sim.configure(faults=[Fault(resource="segments", status=404)])
+    answer = post(client, {})
+    assert answer.status_code == 502 and answer.get_json()["resources"]["segments"]["status"] == "failed"
+    assert opened == [path, path]
+    monkeypatch.setattr(duckdb, "connect", connect)
+    assert table_counts(path) == expected
+
+
+def test_a_duckdb_file_held_by_another_process_is_named_in_the_answer(client: Any, loader_env: Dict[str, str]) -> None:
+    import subprocess
+
+    path = loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({path!r}); print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        answer = post(client, {})
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert answer.status_code == 500
+    error = answer.get_json()["error"]
+    assert f"cannot open the DuckDB warehouse {path}" in error and "DESTINATION__DUCKDB__CREDENTIALS" in error
+    assert post(client, {}).status_code == 200, "the next run, with the file free, loads"
+
+
 def test_loaded_data_is_not_kept_in_the_working_folder(client: Any, loader_env: Dict[str, str]) -> None:
     """The working folder is in memory on Cloud Functions and kept on a warm instance: after two runs it
     holds no data files (dlt's loaded packages are deleted), only state and schemas."""
@@ -376,6 +434,34 @@ def test_bigquery_configuration_resolves_without_network(monkeypatch: pytest.Mon
     assert destination.destination_name == "bigquery"
     assert (config.location, config.credentials.project_id) == ("EU", "my-project")
     assert destination.capabilities().preferred_loader_file_format == "jsonl"
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "bigquery", "filesystem"])
+def test_capabilities_are_dlts_resolved_once_per_naming_convention(
+    monkeypatch: pytest.MonkeyPatch, loader_env: Dict[str, str], destination: str
+) -> None:
+    """dlt asks for the capabilities at every step; the run's destination resolves its configuration
+    for them once per naming convention, and answers what dlt itself would, a copy each time."""
+    from dlt.common.normalizers.naming import snake_case, sql_cs_v1
+
+    from loader.destinations import _destination, destination_for
+
+    monkeypatch.setenv("DESTINATION", destination)
+    monkeypatch.setenv("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID", "my-project")
+    settings = load_settings()
+    plain, cached = _destination(settings), destination_for(settings)
+    resolved: List[Any] = []
+    configuration = cached.configuration
+    cached.configuration = lambda *args, **kwargs: resolved.append(args) or configuration(*args, **kwargs)
+    namings = [None, snake_case.NamingConvention(), sql_cs_v1.NamingConvention()]
+
+    for _ in range(3):
+        for naming in namings:
+            assert dict(cached.capabilities(naming=naming)) == dict(plain.capabilities(naming=naming))
+    assert len(resolved) == len(namings)
+    first, second = cached.capabilities(), cached.capabilities()
+    first.max_identifier_length = 7
+    assert second.max_identifier_length != 7
 
 
 def test_logs_are_json_lines_with_run_id_and_resource_figures(client: Any, capsys: pytest.CaptureFixture) -> None:
