@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from loader.clustering import cluster_merge_tables
-from loader.destinations import destination_for, load_file_defaults, open_destination
+from loader.destinations import destination_for, load_file_defaults, open_destination, write_through
 from loader.environment import FunctionSettings
 from loader.logs import redact
 from loader.run_history import record_run
@@ -171,10 +171,13 @@ def _run_load(
         # whose rows are dropped after the extract, so that no window or version is skipped
         cursors = snapshot_cursors(pipeline, SOURCE_NAME, [n for n in resources if n in INCREMENTAL_RESOURCES])
         for phase in (first, last):
-            if phase:
-                _extract_normalize_load(
-                    pipeline, source.with_resources(*phase), phase, options.figures, result, run_id, cursors
-                )
+            if not phase:
+                continue
+            _extract_normalize_load(
+                pipeline, source.with_resources(*phase), phase, options.figures, result, run_id, cursors
+            )
+            if phase is first and last:
+                write_through(pipeline)  # while the long chains are still read
     finally:
         options.cancel.set()  # nothing keeps reading after the run, whatever happened
         with warehouse:

@@ -164,6 +164,28 @@ def test_a_run_opens_the_duckdb_file_once_and_frees_it_before_answering(
     assert table_counts(path) == expected
 
 
+def test_the_first_phase_is_in_the_duckdb_file_before_the_long_chains_load(
+    client: Any, loader_env: Dict[str, str], expected: Dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's one connection writes the first phase from DuckDB's write-ahead log into the file
+    while the sessions chain is still read, not all at the end."""
+    from loader import pipeline
+
+    wal = Path(loader_env["DESTINATION__DUCKDB__CREDENTIALS"] + ".wal")
+    at_second_phase: List[int] = []
+    phase = pipeline._extract_normalize_load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        if args[2] == ["sessions"]:
+            at_second_phase.append(wal.stat().st_size if wal.exists() else 0)
+        return phase(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_extract_normalize_load", spy)
+    assert post(client, {}).status_code == 200
+    assert at_second_phase == [0]
+    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+
+
 def test_a_duckdb_file_held_by_another_process_is_named_in_the_answer(client: Any, loader_env: Dict[str, str]) -> None:
     import subprocess
 

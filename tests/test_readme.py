@@ -86,6 +86,9 @@ FAILURE_ROW_TESTS: Dict[str, Tuple[str, ...]] = {
         "test_hostile_input.py::test_a_wrong_setting_is_500_naming_it_before_any_request",
     ),
     "Secret Manager: no version": ("test_function.py::test_secret_manager_failures_are_500_naming_the_secret",),
+    "The local DuckDB file is held by another process": (
+        "test_function.py::test_a_duckdb_file_held_by_another_process_is_named_in_the_answer",
+    ),
     "The warehouse fails": (
         "test_faults.py::test_run_after_an_interrupted_one_drops_its_stale_package",
         "test_bigquery.py::test_warehouse_refusing_mid_run_is_a_500_naming_the_step_and_the_next_run_completes",
