@@ -11,6 +11,7 @@ the failing resource's tables stay untouched and the others merge.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -99,7 +100,7 @@ def run_load(
     run is the longest chain, and what the others cost hides behind it. At the run's deadline
     (RUN_DEADLINE_SECONDS) resources still reading fail with "deadline"; what completed loads.
     """
-    with load_file_defaults(settings.destination), short_gil_slices():
+    with load_file_defaults(settings.destination), short_gil_slices(), objects_before_the_run_frozen():
         return _run_load(settings, requested, api_key, run_id)
 
 
@@ -119,6 +120,24 @@ def short_gil_slices() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(previous)
+
+
+@contextmanager
+def objects_before_the_run_frozen() -> Iterator[None]:
+    """`gc.freeze()` for one run, then `gc.unfreeze()`.
+
+    The interpreter's full collections walk every object it tracks: on an instance that has
+    imported dlt and its destinations, ~100,000 of them, ~70 ms a walk, twice in a 10k-session run,
+    each time holding the GIL (a reading thread waits, or the run's last step does). Objects that
+    existed before the run are modules, classes and caches that outlive it: frozen, the collector
+    skips them. Unfrozen after the run, so any of them that became garbage is collected later as
+    usual (no leak across runs). ~0.1 s less a run (docs/benchmarks.md).
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _run_load(

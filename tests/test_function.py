@@ -212,6 +212,30 @@ def test_a_duckdb_file_held_by_another_process_is_named_in_the_answer(client: An
     assert post(client, {}).status_code == 200, "the next run, with the file free, loads"
 
 
+def test_a_run_keeps_the_objects_it_found_out_of_the_collector_and_gives_them_back(
+    client: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects from before the run are frozen during both phases (the collector skips them), and
+    unfrozen after the run, so that those that became garbage are collected as usual."""
+    import gc
+
+    from loader import pipeline
+
+    frozen: List[int] = []
+    phase = pipeline._extract_normalize_load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        frozen.append(gc.get_freeze_count())
+        return phase(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_extract_normalize_load", spy)
+    before = gc.get_freeze_count()
+
+    assert post(client, {}).status_code == 200
+    assert len(frozen) == 2 and min(frozen) > before + 10_000, frozen
+    assert gc.get_freeze_count() == before
+
+
 def test_loaded_data_is_not_kept_in_the_working_folder(client: Any, loader_env: Dict[str, str]) -> None:
     """The working folder is in memory on Cloud Functions and kept on a warm instance: after two runs it
     holds no data files (dlt's loaded packages are deleted), only state and schemas."""
