@@ -211,7 +211,8 @@ def bigquery_destination(env: Optional[Mapping[str, str]] = None) -> Any:
     if (env.get(UNCOMPRESSED) or "").strip().lower() not in ("true", "1"):
         # not refused: dlt may read it from a toml file too
         log.warning(
-            f"{UNCOMPRESSED} is not true: the emulator cannot read dlt's gzip load files; set {UNCOMPRESSED}=true"
+            f"{UNCOMPRESSED} is not true: a bare emulator cannot read dlt's gzip load files; set "
+            f"{UNCOMPRESSED}=true, unless a proxy that inflates them is in front of it (tests/bigquery_gzip_proxy.py)"
         )
     # The google client sends every call to BIGQUERY_EMULATOR_HOST by itself; dlt needs credentials
     # it treats as valid (it refuses anonymous ones and expires env-only tokens): a static token.

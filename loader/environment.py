@@ -77,7 +77,7 @@ SETTINGS: Tuple[Setting, ...] = (
         "DESTINATION__DUCKDB__CREDENTIALS",
         None,
         "DuckDB database file. Default: `warehouse.duckdb` in the project folder (its name must differ from "
-        "`DATASET_NAME`).",
+        "`DATASET_NAME`). A run holds it open for writing while it runs, and only then.",
     ),
     Setting(
         "DESTINATION__DUCKDB__MEMORY_LIMIT",
