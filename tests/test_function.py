@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 import pytest
 import requests
@@ -70,6 +70,21 @@ def test_post_loads_everything_with_exact_row_counts(
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
 
 
+def seen_at_each_phase(monkeypatch: pytest.MonkeyPatch, look: Callable[[Sequence[str]], Any]) -> List[Any]:
+    """What `look(resources)` returns at the start of each phase of the runs that follow, in order."""
+    from loader import pipeline
+
+    seen: List[Any] = []
+    phase = pipeline._extract_normalize_load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(look(args[2]))
+        return phase(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_extract_normalize_load", spy)
+    return seen
+
+
 @pytest.mark.parametrize(
     "destination, setting, gzip",
     [
@@ -117,14 +132,7 @@ def test_a_run_reads_with_short_gil_slices_and_gives_the_interval_back(
     the process gets its own interval back after the run."""
     from loader import pipeline
 
-    seen: List[float] = []
-    phase = pipeline._extract_normalize_load
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(sys.getswitchinterval())
-        return phase(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "_extract_normalize_load", spy)
+    seen = seen_at_each_phase(monkeypatch, lambda resources: sys.getswitchinterval())
     before = sys.getswitchinterval()
 
     assert post(client, {}).status_code == 200
@@ -169,20 +177,13 @@ def test_the_first_phase_is_in_the_duckdb_file_before_the_long_chains_load(
 ) -> None:
     """The run's one connection writes the first phase from DuckDB's write-ahead log into the file
     while the sessions chain is still read, not all at the end."""
-    from loader import pipeline
-
     wal = Path(loader_env["DESTINATION__DUCKDB__CREDENTIALS"] + ".wal")
-    at_second_phase: List[int] = []
-    phase = pipeline._extract_normalize_load
+    seen = seen_at_each_phase(
+        monkeypatch, lambda resources: (list(resources), wal.stat().st_size if wal.exists() else 0)
+    )
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        if args[2] == ["sessions"]:
-            at_second_phase.append(wal.stat().st_size if wal.exists() else 0)
-        return phase(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "_extract_normalize_load", spy)
     assert post(client, {}).status_code == 200
-    assert at_second_phase == [0]
+    assert seen[-1] == (["sessions"], 0) and len(seen) == 2
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
 
 
@@ -219,16 +220,7 @@ def test_a_run_keeps_the_objects_it_found_out_of_the_collector_and_gives_them_ba
     unfrozen after the run, so that those that became garbage are collected as usual."""
     import gc
 
-    from loader import pipeline
-
-    frozen: List[int] = []
-    phase = pipeline._extract_normalize_load
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        frozen.append(gc.get_freeze_count())
-        return phase(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "_extract_normalize_load", spy)
+    frozen = seen_at_each_phase(monkeypatch, lambda resources: gc.get_freeze_count())
     before = gc.get_freeze_count()
 
     assert post(client, {}).status_code == 200
