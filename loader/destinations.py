@@ -134,19 +134,21 @@ def capabilities_resolved_once(destination: Any) -> Any:
 
 
 def _destination(settings: FunctionSettings, connection: Any = None) -> Any:
-    """dlt's destination; for DuckDB on `connection` when given, else on the file (dlt opens it at each step)."""
+    """dlt's destination; for DuckDB on `connection` when given (its file already checked by
+    `open_destination`), else on the file (dlt opens it at each step)."""
     import dlt
 
     if settings.destination == "duckdb":
         from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-        path = duckdb_path(settings)
         limit: str = (
             dlt.config.get("destination.duckdb.memory_limit")
             or SETTINGS_BY_NAME["DESTINATION__DUCKDB__MEMORY_LIMIT"].default
         )
         return dlt.destinations.duckdb(
-            credentials=DuckDbCredentials(connection or path, global_config={"memory_limit": limit}),
+            credentials=DuckDbCredentials(
+                connection if connection is not None else duckdb_path(settings), global_config={"memory_limit": limit}
+            ),
             # jsonl, as BigQuery loads: DuckDB reads it with read_json, several times faster than
             # its default INSERT ... VALUES statements (docs/benchmarks.md)
             preferred_loader_file_format="jsonl",
