@@ -213,6 +213,21 @@ def test_a_duckdb_file_held_by_another_process_is_named_in_the_answer(client: An
     assert post(client, {}).status_code == 200, "the next run, with the file free, loads"
 
 
+def test_a_duckdb_file_named_like_the_dataset_is_refused_before_it_is_opened(
+    client: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DuckDB names the catalog after the file: `analytics.duckdb` with dataset `analytics` is refused."""
+    path = tmp_path / "analytics.duckdb"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(path))
+
+    answer = post(client, {})
+
+    assert answer.status_code == 500
+    error = answer.get_json()["error"]
+    assert "DESTINATION__DUCKDB__CREDENTIALS file 'analytics.duckdb'" in error and "DATASET_NAME 'analytics'" in error
+    assert not path.exists()
+
+
 def test_a_run_keeps_the_objects_it_found_out_of_the_collector_and_gives_them_back(
     client: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
