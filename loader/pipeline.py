@@ -198,7 +198,7 @@ def _run_load(
             if phase is first and last:
                 write_through(pipeline)  # while the long chains are still read
     finally:
-        options.cancel.set()  # nothing keeps reading after the run, whatever happened
+        options.end()  # nothing keeps reading after the run, whatever happened
         with warehouse:
             record_run(pipeline, run_id, started, resources, result, options.figures)  # _loader_runs, failed runs too
     result.resources = {n: result.resources[n] for n in resources if n in result.resources}

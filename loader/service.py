@@ -184,6 +184,9 @@ def _run(resources: Optional[List[str]], run_id: str) -> Answer:
                 if instance_lock is not None:
                     instance_lock.release()
         finally:
+            # unlocked, not only closed: a process forked during the run (a long chain's reader,
+            # source/reader_process.py) holds a copy of the descriptor, and with it the lock
+            fcntl.flock(folder_lock, fcntl.LOCK_UN)
             folder_lock.close()
     except RunLockHeldError as exc:
         return _busy(run_id, str(exc))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import dlt
 from dlt.common import jsonpath
@@ -42,7 +42,7 @@ class RunOptions:
     isolate: a failing resource is recorded in `figures` and stops, instead of failing the extraction.
     deadline: a `time.monotonic()` value; past it no request starts and resources still reading fail.
     start_now: resources whose requests start when the source is built, not when dlt first asks.
-    cancel: set it to stop every resource's reading thread (the run ended or failed).
+    cancel: set it to stop every resource's reading thread (the run ended or failed); `end()` sets it.
     """
 
     figures: RunFigures = field(default_factory=RunFigures)
@@ -50,6 +50,13 @@ class RunOptions:
     deadline: Optional[float] = None
     start_now: Sequence[str] = ()
     cancel: threading.Event = field(default_factory=threading.Event)
+    readers: List[ReadAhead] = field(default_factory=list)
+
+    def end(self) -> None:
+        """Stop every resource's reading; a reading process has ended when this returns."""
+        self.cancel.set()
+        for reader in self.readers:
+            reader.join()
 
 
 def build_source(config: SourceConfig, options: Optional[RunOptions] = None) -> DltSource:
@@ -140,7 +147,10 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
         depth=EARLY_READ_AHEAD_PAGES if early else READ_AHEAD_PAGES,
         deadline=options.deadline,
         cancel=options.cancel,
+        # a chain read beside the run's other work reads faster in a process of its own
+        process=figures if early else None,
     )
+    options.readers.append(reader)
     if early:
         reader.start()
 

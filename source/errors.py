@@ -1,6 +1,6 @@
 """Errors the source raises: each names the resource and says what was wrong and what to set."""
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from requests import ConnectionError as RequestsConnectionError
 from requests import HTTPError, Response, Timeout
@@ -46,6 +46,10 @@ class ResourceError(Exception):
         self.page = page
         super().__init__(f"resource '{resource}': {reason}")
 
+    def __reduce__(self) -> Any:
+        # a long chain's errors cross from its reading process (source/reader_process.py)
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
 
 class UpstreamHTTPError(HTTPError):
     """The API answered with an error status.
@@ -76,6 +80,12 @@ class UpstreamHTTPError(HTTPError):
         )
         super().__init__(f"resource '{resource}': {self.reason}", response=response)
 
+    def __reduce__(self) -> Any:
+        # the response (and its request, with our hooks) stays in the reading process: the
+        # loader needs the status, path, page and reason
+        state = {k: v for k, v in self.__dict__.items() if k not in ("response", "request")}
+        return _rebuilt, (type(self), self.args, {**state, "response": None, "request": None})
+
 
 class ResponseShapeError(ResourceError):
     """A 200 answer that is not what the configured profile expects (never loaded as empty)."""
@@ -87,6 +97,14 @@ class MissingPrimaryKeyError(ResourceError):
 
 class CursorChainError(ResourceError):
     """A cursor chain that loops (a token seen before) or exceeds the page cap."""
+
+
+def _rebuilt(cls: Any, args: Any, state: Dict[str, Any]) -> BaseException:
+    """An error of `cls` with `args` and attributes `state`, not calling its __init__ (pickling)."""
+    error: BaseException = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 def _path_of(response: Response) -> str:

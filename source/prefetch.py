@@ -1,4 +1,4 @@
-"""Read a resource's pages ahead of dlt, in a thread of its own, a bounded number of pages ahead."""
+"""Read a resource's pages ahead of dlt, in a thread (or a process) of its own, a bounded number of pages ahead."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import threading
 import time
 from typing import Any, Iterator, Optional
 
+from source import reader_process
 from source.errors import DeadlineExceededError, RunEndedError
+from source.figures import ResourceFigures
 
 _DONE = object()
 _POLL = 0.5  # seconds: how often a waiting consumer checks the deadline and the reading thread
+_RELAY_POLL = 0.1  # seconds: how often a relaying thread checks whether its consumer stopped
 
 
 class ReadAhead:
@@ -26,6 +29,9 @@ class ReadAhead:
     With a `deadline` (a `time.monotonic()` value) the consumer waits for a page no longer than
     that: whatever the reading thread is stuck in (a hung answer, a retry's back-off), the run
     goes on at the deadline with `DeadlineExceededError`; pages already read are still handed over.
+
+    With `process` (the resource's figures), `pages` is iterated by a forked process and the thread
+    only relays its pages (source/reader_process.py): for a long chain read beside the run's work.
     """
 
     def __init__(
@@ -34,8 +40,10 @@ class ReadAhead:
         depth: int,
         deadline: Optional[float] = None,
         cancel: Optional[threading.Event] = None,
+        process: Optional[ResourceFigures] = None,
     ) -> None:
         self._pages = pages
+        self._process_figures = process if reader_process.AVAILABLE else None
         self._ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._cancel = cancel or threading.Event()  # set by the run: every reader stops
@@ -47,12 +55,24 @@ class ReadAhead:
         if self._thread is None:
             self.started_at = time.monotonic()
             context = contextvars.copy_context()
-            self._thread = threading.Thread(target=context.run, args=(self._produce,), name="read-ahead", daemon=True)
+            produce = self._produce
+            if self._process_figures is not None:
+                # forked here, by the caller's thread: not by a thread that exists only to relay
+                produce = self._relay(reader_process.ReaderProcess(self._pages, self._process_figures))
+            self._thread = threading.Thread(target=context.run, args=(produce,), name="read-ahead", daemon=True)
             self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Once stopped (or cancelled): wait until a relaying thread has ended its reading process.
+
+        A reading thread is not waited for: it may be inside a request (up to the request timeout)
+        and sends nothing more once cancelled."""
+        if self._process_figures is not None and self._thread is not None:
+            self._thread.join(timeout)
 
     def _produce(self) -> None:
         try:
@@ -62,6 +82,28 @@ class ReadAhead:
             self._put(_DONE)
         except BaseException as exc:  # noqa: B036 (raised in the consumer)
             self._put(exc)
+
+    def _relay(self, reader: reader_process.ReaderProcess) -> Any:
+        def relay() -> None:
+            try:
+                while not (self._stop.is_set() or self._cancel.is_set()):
+                    if not reader.poll(_RELAY_POLL):
+                        continue
+                    try:
+                        kind, item = reader.receive()
+                    except reader_process.ReaderProcessError as exc:
+                        self._put(exc)
+                        return
+                    if kind == reader_process.PAGE:
+                        if not self._put(item):
+                            return
+                    else:
+                        self._put(_DONE if kind == reader_process.DONE else item)
+                        return
+            finally:
+                reader.close()  # whatever the reason: a reading process never outlives its consumer
+
+        return relay
 
     def _put(self, item: Any) -> bool:
         """Queue `item` unless the consumer has stopped; False when it has."""

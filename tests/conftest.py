@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator
 
 import pytest
 
-from tests.helpers import API_KEY, INHERITED_SETTINGS, ROOT, UID
+from tests.helpers import API_KEY, INHERITED_SETTINGS, ROOT, UID, ListAcrossProcesses
 
 # set before anything imports dlt (simulator.expected does), as main.py does for the function
 os.environ["DLT_PROJECT_DIR"] = str(ROOT)
@@ -49,11 +49,12 @@ def loader_env(sim: SimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> List[float]:
-    """Record the waits dlt's retry policy asks for instead of sleeping them."""
+def sleeps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ListAcrossProcesses:
+    """Record the waits dlt's retry policy asks for instead of sleeping them (the sessions chain's
+    waits too, which its reading process asks for)."""
     from dlt.sources.helpers.requests import retry
 
-    waited: List[float] = []
+    waited = ListAcrossProcesses(tmp_path / "sleeps.jsonl")
     monkeypatch.setattr(retry, "Retrying", functools.partial(retry.Retrying, sleep=waited.append))
     return waited
 

@@ -20,6 +20,7 @@ from simulator.local import free_port, table_counts
 __all__ = [
     "API_KEY",
     "INHERITED_SETTINGS",
+    "ListAcrossProcesses",
     "ROOT",
     "SEED_RESOURCES",
     "UID",
@@ -57,6 +58,37 @@ SEED_RESOURCES = (
     "webhooks",
     "eventDefs",
 )
+
+
+class ListAcrossProcesses:
+    """A list that the process reading a long chain (source/reader_process.py, a fork) appends to as
+    well as this one: each value is a JSON line in a file, read back whenever the list is looked at."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        path.write_text("")
+
+    def append(self, value: Any) -> None:
+        with open(self._path, "a") as f:  # one short write: lines of two processes never interleave
+            f.write(json.dumps(value) + "\n")
+
+    def values(self) -> List[Any]:
+        return [json.loads(line) for line in self._path.read_text().splitlines()]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (list, ListAcrossProcesses)) and self.values() == list(other)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.values())
+
+    def __len__(self) -> int:
+        return len(self.values())
+
+    def __getitem__(self, index: int) -> Any:
+        return self.values()[index]
+
+    def __repr__(self) -> str:
+        return repr(self.values())
 
 
 def post(service: Any, resources: Optional[Sequence[str]] = None) -> Tuple[int, Dict[str, Any]]:

@@ -1,0 +1,153 @@
+"""A cursor chain read by a process of its own (a fork of this one), its pages handed over through a pipe.
+
+Why a process: a reading thread shares the interpreter's lock with the run's main thread. While the
+sessions chain is read, the main thread extracts, normalizes and loads the other resources and then
+extracts the chain's pages: each answer then waits for the lock before the next request can go
+out, ~1-4 ms a request, ~0.1-0.2 s over a 100-request chain (docs/benchmarks.md). A forked process
+has its own lock: it sends the next request as soon as an answer is in, with the same dlt client,
+checks and retries as the thread would use. Only the finished pages cross the pipe.
+
+The process is forked before the run opens the warehouse and starts any other reading thread, it
+never writes to this process's files (its log records come back through the pipe and are handled
+here) and it leaves with `os._exit`, so nothing of this process is flushed or finalized twice.
+Where `fork` is not available (not Linux), the chain is read by a thread as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+from multiprocessing.connection import Connection
+from typing import Any, Iterator, Optional, Tuple
+
+from source.figures import ResourceFigures
+
+# fork is the only start method that can hand a generator over; macOS's system libraries are not fork-safe
+AVAILABLE = hasattr(os, "fork") and sys.platform.startswith("linux")
+
+PAGE, DONE, ERROR, LOG = "page", "done", "error", "log"
+
+
+class ReaderProcessError(RuntimeError):
+    """The reading process ended without handing over its last page, its end or its error."""
+
+
+class ReaderProcess:
+    """`pages` iterated by a forked process; `receive()` returns what it sent, in order.
+
+    The resource's figures the reading side counts (its path, pages read, retries) are copied back
+    into `figures` with every message, before the message is returned.
+    """
+
+    def __init__(self, pages: Iterator[Any], figures: ResourceFigures) -> None:
+        self._figures = figures
+        receiving, sending = multiprocessing.Pipe(duplex=False)
+        pid = os.fork()
+        if pid == 0:  # the reading process: never returns
+            receiving.close()
+            _read(pages, figures, sending)
+        sending.close()
+        self._pid: Optional[int] = pid
+        self._pipe = receiving
+        self.exit_status: Optional[int] = None
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The reading process's id while it has not been reaped."""
+        return self._pid
+
+    def poll(self, timeout: float) -> bool:
+        """Whether a message (or the end of the pipe) is there to receive within `timeout` seconds."""
+        return self._pipe.poll(timeout)
+
+    def receive(self) -> Tuple[str, Any]:
+        """The next message: (PAGE, page), (DONE, None) or (ERROR, exception); log records are handled here.
+
+        Raises:
+            ReaderProcessError: the process ended (crashed, was killed) without a last message.
+        """
+        while True:
+            try:
+                kind, item, state = self._pipe.recv()
+            except (EOFError, OSError):
+                status = self.close()
+                raise ReaderProcessError(
+                    f"the process reading GET {self._figures.path or self._figures.name} ended without an answer "
+                    f"(exit status {status}) after {self._figures.pages} page(s)"
+                ) from None
+            self._figures.path, self._figures.pages, self._figures.retries = state
+            if kind != LOG:
+                return kind, item
+            logging.getLogger(item.name).handle(item)
+
+    def close(self) -> Optional[int]:
+        """Stop the process (if it still runs) and reap it; its exit status (negative: the signal that ended it)."""
+        if self._pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # ended already, not reaped yet
+                os.kill(self._pid, signal.SIGKILL)
+            _, status = os.waitpid(self._pid, 0)
+            self.exit_status = os.waitstatus_to_exitcode(status)
+            self._pid = None
+            self._pipe.close()
+        return self.exit_status
+
+
+class _PipeQueue:
+    """What `logging.handlers.QueueHandler` puts records into: the pipe, beside the pages."""
+
+    def __init__(self, pipe: Connection, figures: ResourceFigures) -> None:
+        self._pipe, self._figures = pipe, figures
+
+    def put_nowait(self, record: logging.LogRecord) -> None:
+        self._pipe.send((LOG, record, _state(self._figures)))
+
+
+def _read(pages: Iterator[Any], figures: ResourceFigures, pipe: Connection) -> None:
+    """The reading process: send each page, then the end or the error; leave without cleaning up
+    its copy of the parent."""
+    status = 0
+    try:
+        _log_through(pipe, figures)
+        for page in pages:
+            pipe.send((PAGE, page, _state(figures)))
+        pipe.send((DONE, None, _state(figures)))
+    except BaseException as exc:  # noqa: B036 (handed over to the consumer, which raises it)
+        try:
+            pipe.send((ERROR, _portable(exc), _state(figures)))
+        except BaseException:  # noqa: B036 (the consumer stopped: the pipe is closed)
+            status = 1
+    finally:
+        os._exit(status)
+
+
+def _log_through(pipe: Connection, figures: ResourceFigures) -> None:
+    """Every record that would reach a handler here is sent to the parent once, which handles it as its own."""
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger):
+            logger.handlers, logger.propagate = [], True
+    root = logging.getLogger()
+    root.handlers = [logging.handlers.QueueHandler(_PipeQueue(pipe, figures))]  # type: ignore[arg-type]
+
+
+def _state(figures: ResourceFigures) -> Tuple[str, int, int]:
+    return figures.path, figures.pages, figures.retries
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc` if it survives pickling; else one of its class with its text; else a RuntimeError naming it."""
+    candidates = [exc]
+    with contextlib.suppress(Exception):  # a class that takes other arguments: no second candidate
+        candidates.append(type(exc)(str(exc)))
+    for candidate in candidates:
+        try:
+            pickle.loads(pickle.dumps(candidate))
+            return candidate
+        except Exception:  # noqa: S112 (not picklable: the next candidate)
+            continue
+    return RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,249 @@
+"""A long chain read by a forked process (source/reader_process.py) behaves as one read by a thread:
+the same pages in order, the same figures, the same errors and log lines, and no process left behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+
+from source import reader_process
+from source.errors import ResponseShapeError, UpstreamHTTPError
+from source.figures import ResourceFigures
+from source.prefetch import ReadAhead
+from tests.helpers import post, table_counts
+
+pytestmark = pytest.mark.skipif(not reader_process.AVAILABLE, reason="fork: Linux only")
+
+
+def read_ahead(pages: Iterator[Any], figures: ResourceFigures, **kwargs: Any) -> ReadAhead:
+    return ReadAhead(pages, depth=4, process=figures, **kwargs).start()
+
+
+def gone(pid: int, within: float = 5.0) -> bool:
+    """Whether process `pid` no longer exists (ended and reaped) within `within` seconds."""
+    until = time.monotonic() + within
+    while time.monotonic() < until:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def http_error(status: int, path: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.reason = "Forbidden"
+    response.request = requests.Request("GET", f"http://127.0.0.1{path}?pagination_token=t").prepare()
+    return response
+
+
+def test_the_pages_are_read_by_another_process_and_arrive_in_order() -> None:
+    figures = ResourceFigures("sessions")
+
+    def pages() -> Iterator[Any]:
+        figures.path = "/v1/sessions"
+        for n in range(1, 31):
+            figures.pages += 1
+            if n % 10 == 0:
+                figures.retries += 1
+            yield [{"id": n, "pid": os.getpid()}]
+
+    got = list(read_ahead(pages(), figures).pages())
+
+    assert [p[0]["id"] for p in got] == list(range(1, 31))
+    readers = {p[0]["pid"] for p in got}
+    assert len(readers) == 1 and os.getpid() not in readers
+    # what the reading side counted is copied back
+    assert (figures.path, figures.pages, figures.retries) == ("/v1/sessions", 30, 3)
+    assert gone(readers.pop())
+
+
+def test_an_api_error_crosses_with_its_status_path_page_and_reason() -> None:
+    figures = ResourceFigures("sessions")
+
+    def pages() -> Iterator[Any]:
+        yield [{"id": 1}]
+        raise UpstreamHTTPError("sessions", http_error(403, "/v1/sessions"), page=2)
+
+    reader = read_ahead(pages(), figures).pages()
+    assert next(reader) == [{"id": 1}]
+    with pytest.raises(UpstreamHTTPError) as raised:
+        next(reader)
+
+    error = raised.value
+    assert (error.resource, error.status, error.path, error.page) == ("sessions", 403, "/v1/sessions", 2)
+    assert error.reason.startswith("HTTP 403 Forbidden from GET /v1/sessions (page 2): the API key was rejected")
+    assert str(error) == f"resource 'sessions': {error.reason}"
+    assert error.response is None  # the response stays in the reading process
+
+
+def test_a_check_failure_crosses_as_its_own_class() -> None:
+    figures = ResourceFigures("sessions")
+
+    def pages() -> Iterator[Any]:
+        raise ResponseShapeError("sessions", "the answer has no 'data'", status=200, path="/v1/sessions", page=1)
+        yield  # a generator
+
+    with pytest.raises(ResponseShapeError) as raised:
+        next(read_ahead(pages(), figures).pages())
+    assert (raised.value.reason, raised.value.status, raised.value.page) == ("the answer has no 'data'", 200, 1)
+
+
+class SocketHeldError(Exception):
+    def __init__(self, message: str, sock: Any = None) -> None:
+        super().__init__(message)
+        self.sock = sock
+
+
+class UnbuildableError(Exception):
+    def __init__(self, message: str, lock: Any) -> None:
+        super().__init__(message)
+        self.lock = lock
+
+
+def test_an_error_that_cannot_be_pickled_keeps_its_class_and_text_or_names_them() -> None:
+    def failing(exc: BaseException) -> Iterator[Any]:
+        raise exc
+        yield
+
+    with pytest.raises(SocketHeldError, match="^socket closed$"):
+        next(read_ahead(failing(SocketHeldError("socket closed", threading.Lock())), ResourceFigures("s")).pages())
+    with pytest.raises(RuntimeError, match="^UnbuildableError: half an answer$"):
+        next(read_ahead(failing(UnbuildableError("half an answer", threading.Lock())), ResourceFigures("s")).pages())
+
+
+def test_log_records_of_the_reading_process_reach_this_process_handlers() -> None:
+    seen: List[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger = logging.getLogger("analytics_loader.test_reader_process")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    try:
+
+        def pages() -> Iterator[Any]:
+            logger.warning("retrying GET %s", "/v1/sessions", extra={"run_id": "r1", "pid": os.getpid()})
+            yield [{"id": 1}]
+
+        assert list(read_ahead(pages(), ResourceFigures("sessions")).pages()) == [[{"id": 1}]]
+    finally:
+        logger.handlers.clear()
+
+    assert [r.getMessage() for r in seen] == ["retrying GET /v1/sessions"]
+    assert seen[0].run_id == "r1" and seen[0].pid != os.getpid()  # type: ignore[attr-defined]
+
+
+def test_a_consumer_that_stops_or_a_cancelled_run_ends_the_reading_process() -> None:
+    def endless() -> Iterator[Any]:
+        n = 0
+        while True:
+            n += 1
+            yield [{"id": n, "pid": os.getpid()}]
+
+    reader = read_ahead(endless(), ResourceFigures("sessions"))
+    consumer = reader.pages()
+    pid = next(consumer)[0]["pid"]
+    consumer.close()  # dlt closes a resource's generator when it stops early
+    assert gone(pid)
+
+    cancel = threading.Event()
+    consumer = read_ahead(endless(), ResourceFigures("sessions"), cancel=cancel).pages()
+    pid = next(consumer)[0]["pid"]
+    cancel.set()
+    assert gone(pid)
+
+
+def test_a_reading_process_that_dies_fails_the_resource_naming_it() -> None:
+    figures = ResourceFigures("sessions")
+
+    def pages() -> Iterator[Any]:
+        figures.path = "/v1/sessions"
+        figures.pages = 1
+        yield [{"id": 1}]
+        os._exit(3)
+
+    consumer = read_ahead(pages(), figures).pages()
+    assert next(consumer) == [{"id": 1}]
+    with pytest.raises(reader_process.ReaderProcessError) as raised:
+        next(consumer)
+    assert str(raised.value) == (
+        "the process reading GET /v1/sessions ended without an answer (exit status 3) after 1 page(s)"
+    )
+
+
+def test_the_deadline_still_bounds_a_stuck_reading_process() -> None:
+    from source.errors import DeadlineExceededError
+
+    def stuck() -> Iterator[Any]:
+        yield [{"id": os.getpid()}]
+        time.sleep(60)
+        yield [{"id": 2}]
+
+    consumer = read_ahead(stuck(), ResourceFigures("sessions"), deadline=time.monotonic() + 1.0).pages()
+    pid = next(consumer)[0]["id"]
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError):
+        next(consumer)
+    assert time.monotonic() - started < 5
+    assert gone(pid)  # the consumer stopped: the reading process is ended too
+
+
+@pytest.fixture
+def readers(monkeypatch: pytest.MonkeyPatch) -> List[int]:
+    """The ids of the reading processes the runs fork."""
+    forked: List[int] = []
+    original = reader_process.ReaderProcess.__init__
+
+    def spy(self: reader_process.ReaderProcess, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        forked.append(self.pid)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_process.ReaderProcess, "__init__", spy)
+    return forked
+
+
+def test_a_run_reads_sessions_in_a_process_and_has_ended_it_when_it_answers(
+    sim: Any, loader_env: Dict[str, str], fresh_service: Any, expected: Dict[str, int], readers: List[int]
+) -> None:
+    status, body = post(fresh_service)
+
+    assert status == 200, body
+    assert body["row_counts"] == expected
+    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+    assert len(readers) == 1  # sessions, the long chain; the nine others by threads
+    with pytest.raises(ChildProcessError):
+        os.waitpid(readers[0], os.WNOHANG)  # reaped already
+    assert len([r for r in sim.sim.requests if r.get("resource") == "sessions"]) == 3  # 25 rows, pages of 10
+
+
+def test_a_run_that_fails_while_sessions_is_read_ends_the_reading_process_before_it_answers(
+    sim: Any, loader_env: Dict[str, str], fresh_service: Any, readers: List[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loader.pipeline
+
+    sim.sim.configure(latency_ms=200)  # the chain is still being read when the run fails
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the warehouse is gone")
+
+    monkeypatch.setattr(loader.pipeline, "new_pipeline", broken)
+    status, body = post(fresh_service)
+
+    assert status == 500 and "the warehouse is gone" in body["error"], body
+    assert len(readers) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(readers[0], os.WNOHANG)
+    arrived = len(sim.sim.arrivals_for("sessions"))
+    time.sleep(0.5)  # 2.5 requests' latency
+    assert len(sim.sim.arrivals_for("sessions")) == arrived  # no request is sent after the answer
