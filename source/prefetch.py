@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import queue
 import threading
 import time
@@ -11,6 +12,8 @@ from typing import Any, Iterator, Optional
 from source import reader_process
 from source.errors import DeadlineExceededError, RunEndedError
 from source.figures import ResourceFigures
+
+log = logging.getLogger("analytics_loader")
 
 _DONE = object()
 _POLL = 0.5  # seconds: how often a waiting consumer checks the deadline and the reading thread
@@ -58,7 +61,14 @@ class ReadAhead:
             produce = self._produce
             if self._process_figures is not None:
                 # forked here, by the caller's thread: not by a thread that exists only to relay
-                produce = self._relay(reader_process.ReaderProcess(self._pages, self._process_figures))
+                try:
+                    produce = self._relay(reader_process.ReaderProcess(self._pages, self._process_figures))
+                except OSError as exc:
+                    log.warning(
+                        f"could not start a process to read {self._process_figures.name} "
+                        f"({type(exc).__name__}: {exc}): a thread reads it"
+                    )
+                    self._process_figures = None
             self._thread = threading.Thread(target=context.run, args=(produce,), name="read-ahead", daemon=True)
             self._thread.start()
         return self

@@ -48,7 +48,12 @@ class ReaderProcess:
     def __init__(self, pages: Iterator[Any], figures: ResourceFigures) -> None:
         self._figures = figures
         receiving, sending = multiprocessing.Pipe(duplex=False)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to be had (a limit of the instance): the caller reads with a thread
+            receiving.close()
+            sending.close()
+            raise
         if pid == 0:  # the reading process: never returns
             receiving.close()
             _read(pages, figures, sending)
@@ -91,8 +96,11 @@ class ReaderProcess:
         if self._pid is not None:
             with contextlib.suppress(ProcessLookupError):  # ended already, not reaped yet
                 os.kill(self._pid, signal.SIGKILL)
-            _, status = os.waitpid(self._pid, 0)
-            self.exit_status = os.waitstatus_to_exitcode(status)
+            try:
+                _, status = os.waitpid(self._pid, 0)
+                self.exit_status = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:  # reaped already (SIGCHLD ignored by the host): no status to give
+                pass
             self._pid = None
             self._pipe.close()
         return self.exit_status

@@ -247,3 +247,26 @@ def test_a_run_that_fails_while_sessions_is_read_ends_the_reading_process_before
     arrived = len(sim.sim.arrivals_for("sessions"))
     time.sleep(0.5)  # 2.5 requests' latency
     assert len(sim.sim.arrivals_for("sessions")) == arrived  # no request is sent after the answer
+
+
+def test_when_no_process_can_be_forked_a_thread_reads_the_chain(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    figures = ResourceFigures("sessions")
+
+    def pages() -> Iterator[Any]:
+        figures.pages += 1
+        yield [{"pid": os.getpid()}]
+
+    with caplog.at_level(logging.WARNING, logger="analytics_loader"):
+        got = list(read_ahead(pages(), figures).pages())
+
+    assert got == [[{"pid": os.getpid()}]] and figures.pages == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not start a process to read sessions (BlockingIOError: [Errno 11] Resource temporarily unavailable): "
+        "a thread reads it"
+    ]
