@@ -270,3 +270,36 @@ def test_when_no_process_can_be_forked_a_thread_reads_the_chain(
         "could not start a process to read sessions (BlockingIOError: [Errno 11] Resource temporarily unavailable): "
         "a thread reads it"
     ]
+
+
+def test_a_reading_process_killed_mid_chain_fails_sessions_only_and_the_next_run_loads(
+    sim: Any, loader_env: Dict[str, str], fresh_service: Any, expected: Dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = reader_process._read
+
+    def killed_after_one_page(pages: Iterator[Any], figures: ResourceFigures, pipe: Any) -> None:
+        def first_page_then_killed() -> Iterator[Any]:
+            yield next(pages)
+            os.kill(os.getpid(), 9)  # as the kernel's OOM killer would
+            yield  # never reached
+
+        read(first_page_then_killed(), figures, pipe)
+
+    monkeypatch.setattr(reader_process, "_read", killed_after_one_page)
+    status, body = post(fresh_service)
+
+    assert status == 502, body
+    failed = body["resources"]["sessions"]
+    assert failed["status"] == "failed"
+    assert failed["reason"] == (
+        "ReaderProcessError: the process reading GET /sessions/v2 ended without an answer (exit status -9) "
+        "after 1 page(s)"
+    )
+    others = {t: n for t, n in expected.items() if not t.startswith("sessions")}
+    assert body["row_counts"] == others
+    assert {t: n for t, n in table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]).items() if n} == others
+
+    monkeypatch.setattr(reader_process, "_read", read)
+    status, body = post(fresh_service)
+    assert status == 200, body
+    assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected

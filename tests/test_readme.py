@@ -48,6 +48,10 @@ FAILURE_ROW_TESTS: Dict[str, Tuple[str, ...]] = {
     "The run reaches `RUN_DEADLINE_SECONDS`": (
         "test_hostile_input.py::test_at_the_run_deadline_resources_still_reading_fail_and_the_rest_loads",
     ),
+    "The process reading the sessions chain dies": (
+        "test_reader_process.py::test_a_reading_process_killed_mid_chain_fails_sessions_only_and_the_next_run_loads",
+        "test_reader_process.py::test_a_reading_process_that_dies_fails_the_resource_naming_it",
+    ),
     "An answer drips in slowly": (
         "test_hostile_input.py::test_an_answer_that_drips_is_bounded_by_the_request_timeout_as_a_whole",
     ),
