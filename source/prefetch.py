@@ -17,7 +17,6 @@ log = logging.getLogger("analytics_loader")
 
 _DONE = object()
 _POLL = 0.5  # seconds: how often a waiting consumer checks the deadline and the reading thread
-_RELAY_POLL = 0.1  # seconds: how often a relaying thread checks whether its consumer stopped
 
 
 class ReadAhead:
@@ -58,18 +57,18 @@ class ReadAhead:
         if self._thread is None:
             self.started_at = time.monotonic()
             context = contextvars.copy_context()
-            produce = self._produce
             if self._process_figures is not None:
-                # forked here, by the caller's thread: not by a thread that exists only to relay
+                # forked here, by the caller's thread; the reading thread then only relays its pages
                 try:
-                    produce = self._relay(reader_process.ReaderProcess(self._pages, self._process_figures))
+                    forked = reader_process.ReaderProcess(self._pages, self._process_figures)
+                    self._pages = forked.pages(self._stopped)
                 except OSError as exc:
                     log.warning(
                         f"could not start a process to read {self._process_figures.name} "
                         f"({type(exc).__name__}: {exc}): a thread reads it"
                     )
                     self._process_figures = None
-            self._thread = threading.Thread(target=context.run, args=(produce,), name="read-ahead", daemon=True)
+            self._thread = threading.Thread(target=context.run, args=(self._produce,), name="read-ahead", daemon=True)
             self._thread.start()
         return self
 
@@ -92,32 +91,18 @@ class ReadAhead:
             self._put(_DONE)
         except BaseException as exc:  # noqa: B036 (raised in the consumer)
             self._put(exc)
+        finally:
+            # a consumer that stopped early ends the pages' source too (a reading process is reaped)
+            close = getattr(self._pages, "close", None)
+            if close is not None:
+                close()
 
-    def _relay(self, reader: reader_process.ReaderProcess) -> Any:
-        def relay() -> None:
-            try:
-                while not (self._stop.is_set() or self._cancel.is_set()):
-                    if not reader.poll(_RELAY_POLL):
-                        continue
-                    try:
-                        kind, item = reader.receive()
-                    except reader_process.ReaderProcessError as exc:
-                        self._put(exc)
-                        return
-                    if kind == reader_process.PAGE:
-                        if not self._put(item):
-                            return
-                    else:
-                        self._put(_DONE if kind == reader_process.DONE else item)
-                        return
-            finally:
-                reader.close()  # whatever the reason: a reading process never outlives its consumer
-
-        return relay
+    def _stopped(self) -> bool:
+        return self._stop.is_set() or self._cancel.is_set()
 
     def _put(self, item: Any) -> bool:
         """Queue `item` unless the consumer has stopped; False when it has."""
-        while not (self._stop.is_set() or self._cancel.is_set()):
+        while not self._stopped():
             try:
                 self._ahead.put(item, timeout=0.1)
                 return True

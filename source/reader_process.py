@@ -24,7 +24,7 @@ import pickle
 import signal
 import sys
 from multiprocessing.connection import Connection
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 from source.figures import ResourceFigures
 
@@ -32,6 +32,7 @@ from source.figures import ResourceFigures
 AVAILABLE = hasattr(os, "fork") and sys.platform.startswith("linux")
 
 PAGE, DONE, ERROR, LOG = "page", "done", "error", "log"
+_POLL = 0.1  # seconds: how often `pages()` checks whether its consumer stopped
 
 
 class ReaderProcessError(RuntimeError):
@@ -39,7 +40,7 @@ class ReaderProcessError(RuntimeError):
 
 
 class ReaderProcess:
-    """`pages` iterated by a forked process; `receive()` returns what it sent, in order.
+    """`pages` iterated by a forked process; `pages()` hands over what it sent, in order.
 
     The resource's figures the reading side counts (its path, pages read, retries) are copied back
     into `figures` with every message, before the message is returned.
@@ -67,16 +68,29 @@ class ReaderProcess:
         """The reading process's id while it has not been reaped."""
         return self._pid
 
-    def poll(self, timeout: float) -> bool:
-        """Whether a message (or the end of the pipe) is there to receive within `timeout` seconds."""
-        return self._pipe.poll(timeout)
-
-    def receive(self) -> Tuple[str, Any]:
-        """The next message: (PAGE, page), (DONE, None) or (ERROR, exception); log records are handled here.
+    def pages(self, stopped: Callable[[], bool]) -> Iterator[Any]:
+        """The pages the process sends, in order, then its error raised here; ends early once
+        `stopped()`. The process is ended and reaped when this generator ends or is closed.
 
         Raises:
-            ReaderProcessError: the process ended (crashed, was killed) without a last message.
+            ReaderProcessError: the process ended (crashed, was killed) without its end or its error.
         """
+        try:
+            while not stopped():
+                if not self._pipe.poll(_POLL):
+                    continue
+                kind, item = self._receive()
+                if kind == PAGE:
+                    yield item
+                elif kind == DONE:
+                    return
+                else:
+                    raise item
+        finally:
+            self.close()
+
+    def _receive(self) -> Tuple[str, Any]:
+        """The next message that is not a log record (those are handled here): (kind, page or error)."""
         while True:
             try:
                 kind, item, state = self._pipe.recv()
