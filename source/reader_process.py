@@ -7,6 +7,11 @@ out, ~1-4 ms a request, ~0.1-0.2 s over a 100-request chain (docs/benchmarks.md)
 has its own lock: it sends the next request as soon as an answer is in, with the same dlt client,
 checks and retries as the thread would use. Only the finished pages cross the pipe.
 
+In the reading process, a thread of its own pickles the pages and writes them into the pipe: the
+next request goes out while the page before it crosses (~0.5 ms a page, ~50 ms over a
+100-request chain, docs/benchmarks.md). A bounded queue between them keeps the pages read ahead
+bounded, as the pipe alone did.
+
 The process is forked before the run opens the warehouse and starts any other reading thread, it
 never writes to this process's files (its log records come back through the pipe and are handled
 here) and it leaves with `os._exit`, so nothing of this process is flushed or finalized twice.
@@ -21,8 +26,10 @@ import logging.handlers
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import sys
+import threading
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterator, Optional, Tuple
 
@@ -33,6 +40,11 @@ AVAILABLE = hasattr(os, "fork") and sys.platform.startswith("linux")
 
 PAGE, DONE, ERROR, LOG = "page", "done", "error", "log"
 _POLL = 0.1  # seconds: how often `pages()` checks whether its consumer stopped
+_OUTBOX_PAGES = 8  # pages read but not yet sent, in the reading process
+_SWITCH_INTERVAL_S = 0.05
+
+Message = Tuple[str, Any, Tuple[str, int, int]]  # (kind, page / error / log record, (path, pages, retries))
+Outbox = queue.Queue  # of Message; not subscripted: a runtime alias
 
 
 class ReaderProcessError(RuntimeError):
@@ -121,40 +133,63 @@ class ReaderProcess:
 
 
 class _PipeQueue:
-    """What `logging.handlers.QueueHandler` puts records into: the pipe, beside the pages."""
+    """What `logging.handlers.QueueHandler` puts records into: the outbox, beside the pages, so
+    that they cross in the order they happened."""
 
-    def __init__(self, pipe: Connection, figures: ResourceFigures) -> None:
-        self._pipe, self._figures = pipe, figures
+    def __init__(self, outbox: Outbox, figures: ResourceFigures) -> None:
+        self._outbox, self._figures = outbox, figures
 
     def put_nowait(self, record: logging.LogRecord) -> None:
-        self._pipe.send((LOG, record, _state(self._figures)))
+        self._outbox.put((LOG, record, _state(self._figures)))
 
 
 def _read(pages: Iterator[Any], figures: ResourceFigures, pipe: Connection) -> None:
-    """The reading process: send each page, then the end or the error; leave without cleaning up
-    its copy of the parent."""
-    status = 0
+    """The reading process: queue each page, then the end or the error, for the sending thread;
+    leave without cleaning up its copy of the parent once all of it is sent."""
+    # the sending thread asks for the interpreter's lock as soon as a page is queued; with a long
+    # switch interval it gets it when the next request waits for its answer, not before it is sent
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
+    outbox: Outbox = queue.Queue(maxsize=_OUTBOX_PAGES)
+    sender = threading.Thread(target=_send, args=(outbox, pipe), name="reader-send", daemon=True)
+    sender.start()
     try:
-        _log_through(pipe, figures)
+        _log_through(outbox, figures)
         for page in pages:
-            pipe.send((PAGE, page, _state(figures)))
-        pipe.send((DONE, None, _state(figures)))
+            outbox.put((PAGE, page, _state(figures)))
+        outbox.put((DONE, None, _state(figures)))
     except BaseException as exc:  # noqa: B036 (handed over to the consumer, which raises it)
-        try:
-            pipe.send((ERROR, _portable(exc), _state(figures)))
-        except BaseException:  # noqa: B036 (the consumer stopped: the pipe is closed)
-            status = 1
+        outbox.put((ERROR, _portable(exc), _state(figures)))
     finally:
-        os._exit(status)
+        sender.join()
+        os._exit(0)
 
 
-def _log_through(pipe: Connection, figures: ResourceFigures) -> None:
+def _send(outbox: Outbox, pipe: Connection) -> None:
+    """Write the outbox into the pipe until the end or the error is sent; the process ends (status 1)
+    when the pipe is closed: its consumer stopped, nothing more is wanted."""
+    while True:
+        kind, item, state = outbox.get()
+        try:
+            data = pickle.dumps((kind, item, state), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            if kind == LOG:  # dropped, as logging drops a record its handler cannot emit
+                continue
+            kind, data = ERROR, pickle.dumps((ERROR, _portable(exc), state))
+        try:
+            pipe.send_bytes(data)  # what `recv()` on the other end unpickles
+        except OSError:
+            os._exit(1)
+        if kind in (DONE, ERROR):
+            return
+
+
+def _log_through(outbox: Outbox, figures: ResourceFigures) -> None:
     """Every record that would reach a handler here is sent to the parent once, which handles it as its own."""
     for logger in logging.Logger.manager.loggerDict.values():
         if isinstance(logger, logging.Logger):
             logger.handlers, logger.propagate = [], True
     root = logging.getLogger()
-    root.handlers = [logging.handlers.QueueHandler(_PipeQueue(pipe, figures))]  # type: ignore[arg-type]
+    root.handlers = [logging.handlers.QueueHandler(_PipeQueue(outbox, figures))]  # type: ignore[arg-type]
 
 
 def _state(figures: ResourceFigures) -> Tuple[str, int, int]:

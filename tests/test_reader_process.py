@@ -4,7 +4,9 @@ the same pages in order, the same figures, the same errors and log lines, and no
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import pickle
 import threading
 import time
 from typing import Any, Dict, Iterator, List
@@ -144,6 +146,66 @@ def test_log_records_of_the_reading_process_reach_this_process_handlers() -> Non
     assert seen[0].run_id == "r1" and seen[0].pid != os.getpid()  # type: ignore[attr-defined]
 
 
+class SlowToPickle:
+    """Takes 0.3 s to pickle; unpickled, it is the time its pickling ended."""
+
+    def __reduce__(self) -> Any:
+        time.sleep(0.3)
+        return (float, (time.monotonic(),))
+
+
+def test_the_next_page_is_read_while_the_one_before_it_crosses_the_pipe() -> None:
+    def pages() -> Iterator[Any]:
+        for n in (1, 2):
+            yield [{"id": n, "read_at": time.monotonic(), "crossed_at": SlowToPickle()}]
+
+    first, second = list(read_ahead(pages(), ResourceFigures("sessions")).pages())
+    # page 2 was read before page 1 had been pickled into the pipe, not after
+    assert second[0]["read_at"] < first[0]["crossed_at"]
+
+
+def test_pages_read_ahead_of_a_consumer_that_does_not_take_them_stay_bounded() -> None:
+    read = multiprocessing.Value("i", 0)
+    page = [{"id": n, "blob": f"{n:04}" * 250} for n in range(100)]  # ~100 kB: larger than the pipe's buffer
+
+    def pages() -> Iterator[Any]:
+        for _ in range(200):
+            with read.get_lock():
+                read.value += 1
+            yield page
+
+    consumer = read_ahead(pages(), ResourceFigures("sessions")).pages()
+    next(consumer)
+    time.sleep(0.5)  # the reading process runs ahead as far as it may
+    ahead = read.value
+    consumer.close()
+    # the consumer's queue (4), the page in the pipe, the reading process's outbox (8): not the chain
+    assert 10 <= ahead <= 20, ahead
+
+
+def test_a_page_that_cannot_be_pickled_fails_the_resource_with_the_reason() -> None:
+    def pages() -> Iterator[Any]:
+        yield [{"id": 1}]
+        yield [{"id": 2, "callback": lambda: None}]
+
+    consumer = read_ahead(pages(), ResourceFigures("sessions")).pages()
+    assert next(consumer) == [{"id": 1}]
+    with pytest.raises(Exception, match="pickle") as raised:
+        next(consumer)
+    assert not isinstance(raised.value, reader_process.ReaderProcessError)
+
+
+def test_a_log_record_that_cannot_be_pickled_is_dropped_and_the_pages_still_arrive() -> None:
+    logger = logging.getLogger("analytics_loader.test_reader_process")
+
+    def pages() -> Iterator[Any]:
+        logger.warning("a record with a callback", extra={"callback": lambda: None})
+        yield [{"id": 1}]
+        yield [{"id": 2}]
+
+    assert list(read_ahead(pages(), ResourceFigures("sessions")).pages()) == [[{"id": 1}], [{"id": 2}]]
+
+
 def test_a_consumer_that_stops_or_a_cancelled_run_ends_the_reading_process() -> None:
     def endless() -> Iterator[Any]:
         n = 0
@@ -166,15 +228,18 @@ def test_a_consumer_that_stops_or_a_cancelled_run_ends_the_reading_process() -> 
 
 def test_a_reading_process_that_dies_fails_the_resource_naming_it() -> None:
     figures = ResourceFigures("sessions")
+    handed_over = multiprocessing.Event()
 
     def pages() -> Iterator[Any]:
         figures.path = "/v1/sessions"
         figures.pages = 1
         yield [{"id": 1}]
+        handed_over.wait(5)  # the page has crossed: the process dies while reading the next one
         os._exit(3)
 
     consumer = read_ahead(pages(), figures).pages()
     assert next(consumer) == [{"id": 1}]
+    handed_over.set()
     with pytest.raises(reader_process.ReaderProcessError) as raised:
         next(consumer)
     assert str(raised.value) == (
@@ -277,13 +342,20 @@ def test_a_reading_process_killed_mid_chain_fails_sessions_only_and_the_next_run
 ) -> None:
     read = reader_process._read
 
-    def killed_after_one_page(pages: Iterator[Any], figures: ResourceFigures, pipe: Any) -> None:
-        def first_page_then_killed() -> Iterator[Any]:
-            yield next(pages)
-            os.kill(os.getpid(), 9)  # as the kernel's OOM killer would
-            yield  # never reached
+    class KilledOnceAPageHasCrossed:
+        """The reading process's end of the pipe: the process is killed (as the kernel's OOM killer
+        would) right after its first page is written, while it reads the next one."""
 
-        read(first_page_then_killed(), figures, pipe)
+        def __init__(self, pipe: Any) -> None:
+            self._pipe = pipe
+
+        def send_bytes(self, data: bytes) -> None:
+            self._pipe.send_bytes(data)
+            if pickle.loads(data)[0] == reader_process.PAGE:
+                os.kill(os.getpid(), 9)
+
+    def killed_after_one_page(pages: Iterator[Any], figures: ResourceFigures, pipe: Any) -> None:
+        read(pages, figures, KilledOnceAPageHasCrossed(pipe))
 
     monkeypatch.setattr(reader_process, "_read", killed_after_one_page)
     status, body = post(fresh_service)
