@@ -168,7 +168,12 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
         primary_key=entry["primary_key"] or (),
         write_disposition=entry["write_disposition"],
         columns={key: {"data_type": KEY_DATA_TYPE, "nullable": False} for key in entry["primary_key"]},
-        parallelized=True,  # each cursor chain is sequential, the resources are independent
+        # each cursor chain is sequential, the resources are independent: dlt extracts them in
+        # worker threads. A chain read ahead from the start is extracted in a phase of its own
+        # (loader/pipeline.py): alone there, its reader already reads beside dlt, and dlt's worker
+        # pool would only add a thread hand-over per page and, when the chain ends, two of its
+        # 10 ms polling sleeps before the phase can go on
+        parallelized=not (early and list(options.start_now) == [name]),
     )
     return resource
 

@@ -9,7 +9,7 @@ import os
 import pickle
 import threading
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Set
 
 import pytest
 import requests
@@ -375,3 +375,36 @@ def test_a_reading_process_killed_mid_chain_fails_sessions_only_and_the_next_run
     status, body = post(fresh_service)
     assert status == 200, body
     assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+
+
+@pytest.mark.parametrize(
+    "start_now, on_dlt_s_thread",
+    [
+        pytest.param(["sessions"], True, id="sessions-alone"),
+        pytest.param(["sessions", "events"], False, id="sessions-beside-events"),
+    ],
+)
+def test_a_chain_read_ahead_alone_in_its_phase_is_taken_by_dlt_s_own_thread(
+    sim: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch, start_now: List[str], on_dlt_s_thread: bool
+) -> None:
+    """No worker thread of dlt between the chain's reader and dlt when nothing else is extracted with it."""
+    import source.build as build
+    from source import resolve_source_config
+
+    takers: Dict[str, Set[bool]] = {}
+    cleaned = build._cleaned
+
+    def seen(pages: Iterator[Any], cleaner: Any, figures: ResourceFigures, count_pages: bool) -> Iterator[Any]:
+        for page in cleaned(pages, cleaner, figures, count_pages):
+            takers.setdefault(figures.name, set()).add(threading.current_thread() is threading.main_thread())
+            yield page
+
+    monkeypatch.setattr(build, "_cleaned", seen)
+    options = build.RunOptions(start_now=start_now)
+    try:
+        rows = list(build.build_source(resolve_source_config(), options).with_resources("sessions", "segments"))
+    finally:
+        options.end()
+
+    assert len(rows) == 25 + 25  # the simulator's rows of each
+    assert takers == {"sessions": {on_dlt_s_thread}, "segments": {False}}
