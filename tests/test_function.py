@@ -140,6 +140,19 @@ def test_a_run_reads_with_short_gil_slices_and_gives_the_interval_back(
     assert sys.getswitchinterval() == before != pipeline.GIL_SWITCH_INTERVAL_S
 
 
+def test_each_phase_polls_dlt_s_extract_workers_every_2_ms(
+    client: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dlt's extract sleeps its poll interval when no worker has an item and once or twice after a
+    resource ends: the project's `.dlt/config.toml` makes that 2 ms (dlt's own: 10 ms), for each phase."""
+    import dlt
+
+    seen = seen_at_each_phase(monkeypatch, lambda resources: dlt.config.get("extract.futures_poll_interval"))
+
+    assert post(client, {}).status_code == 200
+    assert seen == [0.002, 0.002]
+
+
 def test_a_run_opens_the_duckdb_file_once_and_frees_it_before_answering(
     client: Any, sim: Any, loader_env: Dict[str, str], expected: Dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
