@@ -98,6 +98,18 @@ def response_check(
                     path=path,
                     page=page,
                 )
+            # dlt would flatten it into other columns (`id__value`, a child table) and leave the key empty
+            shaped = [r[key] for r in records if isinstance(r[key], (dict, list))]
+            if shaped:
+                raise MissingPrimaryKeyError(
+                    name,
+                    f"{len(shaped)} of {len(records)} records on page {page} of GET {path} have a primary key "
+                    f"'{key}' that is {'an object' if isinstance(shaped[0], dict) else 'a list'}, not a value; "
+                    f'set the key with {section} primary_key = "<field>" in .dlt/config.toml; {switch}',
+                    status=response.status_code,
+                    path=path,
+                    page=page,
+                )
         if resource["paginate"] and token:
             _check_cursor(name, path, page, str(token), seen, max_pages)
         figures.pages += 1

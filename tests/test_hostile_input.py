@@ -119,15 +119,18 @@ def test_a_warehouse_holding_numeric_keys_takes_string_keys(
 def test_a_key_that_is_an_object_fails_that_resource_only(
     sim: Any, loader_env: Dict[str, str], expected: Dict[str, int], fresh_service: Any
 ) -> None:
-    """dlt flattens an object into `id__value` and leaves the key empty: the warehouse refuses the rows."""
+    """dlt would flatten an object into `id__value` and leave the key empty: the answer check refuses it."""
     sim.sim.configure(faults=[Fault(resource="operations", kind="key_object", page=2)])
 
     status, body = post(fresh_service)
 
     assert status == 502, body
     failed = body["resources"]["operations"]
-    assert failed["status"] == "failed" and failed["step"] == "load", failed
-    assert "NOT NULL constraint failed: operations.id" in failed["reason"] and "Traceback" not in failed["reason"]
+    assert failed["status"] == "failed" and failed["step"] == "extract", failed
+    assert failed["reason"].startswith(
+        "1 of 10 records on page 2 of GET /operations/v1 have a primary key 'id' that is an object, not a value; "
+        'set the key with [sources.analytics.resources.operations] primary_key = "<field>"'
+    ), failed["reason"]
     others_loaded(table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]), expected, "operations")
     assert "operations" not in body["row_counts"]
 

@@ -279,3 +279,24 @@ def test_with_resources_selects_a_subset(loader_env: Dict[str, str], sim: Any) -
 
     assert len(rows) == 50
     assert {r["resource"] for r in sim.sim.requests} == {"segments", "webhooks"}
+
+
+@pytest.mark.parametrize(
+    "key, shape", [pytest.param({"value": "r2"}, "an object", id="object"), pytest.param(["r2"], "a list", id="list")]
+)
+@responses.activate
+def test_a_primary_key_that_is_not_a_value_fails_the_resource_naming_it(key: Any, shape: str) -> None:
+    """dlt would flatten it into other columns and leave the key column empty."""
+    body = page("segments", [1, 2, 3])
+    body["segments"][1]["id"] = key
+    responses.get(f"{BASE}/segments/v1", json=body)
+
+    with pytest.raises(ResourceExtractionError) as failure:
+        list(make_source().with_resources("segments"))
+
+    err = error_of(failure.value)
+    assert (err.resource, err.path, err.page) == ("segments", "/segments/v1", 1)
+    assert err.reason.startswith(
+        f"1 of 3 records on page 1 of GET /segments/v1 have a primary key 'id' that is {shape}, not a value; "
+        """set the key with [sources.analytics.resources.segments] primary_key = "<field>" in .dlt/config.toml"""
+    ), err.reason
