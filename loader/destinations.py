@@ -26,9 +26,9 @@ PROJECT_ID = "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID"
 UNCOMPRESSED = "DATA_WRITER__DISABLE_COMPRESSION"
 # dlt's keys for it, in every section dlt reads it from: a value the user set in any of them wins
 UNCOMPRESSED_KEYS = tuple(f"{section}data_writer.disable_compression" for section in ("", "extract.", "normalize."))
-# DuckDB reads the load files from this machine's disk: gzip only costs CPU there (writing them in
-# extract and normalize, inflating them in DuckDB's reader: ~0.2 s of a 10k-session run,
-# docs/benchmarks.md). BigQuery and the filesystem upload them: gzip stays.
+# A DuckDB run keeps its files on this machine's disk: gzip only costs CPU there (writing the
+# extracted files, inflating them in normalize; its load files are parquet, compressed by their
+# format; docs/benchmarks.md). BigQuery and the filesystem upload theirs: gzip stays.
 UNCOMPRESSED_BY_DEFAULT = ("duckdb",)
 # Any text: an emulator does not check tokens, and Google refuses this one.
 EMULATOR_TOKEN = "bigquery-emulator-token"
@@ -149,9 +149,11 @@ def _destination(settings: FunctionSettings, connection: Any = None) -> Any:
             credentials=DuckDbCredentials(
                 connection if connection is not None else duckdb_path(settings), global_config={"memory_limit": limit}
             ),
-            # jsonl, as BigQuery loads: DuckDB reads it with read_json, several times faster than
-            # its default INSERT ... VALUES statements (docs/benchmarks.md)
-            preferred_loader_file_format="jsonl",
+            # parquet: typed by dlt's schema, read by DuckDB several times faster than its default
+            # INSERT ... VALUES statements. Not jsonl: DuckDB's `read_json` guesses the types from
+            # the file's first 20,480 rows, so a text column that holds ISO dates comes back
+            # reformatted, and a column first seen after them fails the load (docs/benchmarks.md)
+            preferred_loader_file_format="parquet",
         )
     if settings.destination == "filesystem":
         bucket: str = dlt.config.get("destination.filesystem.bucket_url") or str(settings.data_dir / "filesystem")

@@ -87,10 +87,10 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting(
         "DATA_WRITER__DISABLE_COMPRESSION",
         None,
-        "dlt's own setting: `true` writes the load files without gzip. Unset: uncompressed into DuckDB, which "
-        "reads them from this machine's disk (gzip would only cost CPU), gzip into BigQuery and the filesystem, "
-        "which upload them. A bare BigQuery emulator needs `true` (it does not read gzip: see the emulator "
-        "section below).",
+        "dlt's own setting: `true` writes the run's files without gzip. Unset: uncompressed for DuckDB, which "
+        "keeps them on this machine's disk (gzip would only cost CPU; its load files are parquet, typed by dlt's "
+        "schema), gzip into BigQuery and the filesystem, which upload them. A bare BigQuery emulator needs `true` "
+        "(it does not read gzip: see the emulator section below).",
     ),
     Setting(
         "DESTINATION__BIGQUERY__LOCATION", "US", "BigQuery location of the dataset (dlt's own setting).", deployed=True

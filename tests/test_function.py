@@ -103,24 +103,42 @@ def test_load_files_are_gzip_only_where_they_are_uploaded(
     setting: Any,
     gzip: bool,
 ) -> None:
-    """DuckDB reads the load files from the local disk: written without gzip, unless the user says otherwise;
-    the filesystem (and BigQuery: tests/test_bigquery_gzip.py) get gzip files, as uploads should."""
+    """DuckDB reads the run's files from the local disk: the extracted files are written without gzip
+    (its load files are parquet, compressed by their format), unless the user says otherwise; the
+    filesystem (and BigQuery: tests/test_bigquery_gzip.py) get gzip files, as uploads should."""
+    from dlt.pipeline.pipeline import Pipeline
+
     monkeypatch.setenv("LOAD__DELETE_COMPLETED_JOBS", "false")  # keep the loaded files to look at
     monkeypatch.setenv("DESTINATION", destination)
     monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", str(tmp_path / "bucket"))
     if setting is not None:
         monkeypatch.setenv("DATA_WRITER__DISABLE_COMPRESSION", setting)
+    extracted: List[bytes] = []  # the first bytes of each extracted data file, as normalize finds it
+    normalize = Pipeline.normalize
+
+    def seen_before_normalize(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for load_id in self.list_extracted_load_packages():
+            jobs = self.get_load_package_info(load_id).jobs["new_jobs"]
+            data = [j for j in jobs if not j.job_file_info.table_name.startswith("_dlt")]
+            extracted.extend(Path(j.file_path).read_bytes()[:2] for j in data)
+        return normalize(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "normalize", seen_before_normalize)
 
     answer = post(client, {})
 
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["row_counts"] == expected
-    loaded = [p for p in Path(loader_env["DLT_DATA_DIR"]).rglob("*.jsonl*") if "completed_jobs" in p.parts]
-    data = [p for p in loaded if not p.name.startswith("_dlt")]
+    assert len(extracted) >= len(SEED_RESOURCES), extracted
+    assert {start == b"\x1f\x8b" for start in extracted} == {gzip}
+    loaded = [p for p in Path(loader_env["DLT_DATA_DIR"]).rglob("*.*") if "completed_jobs" in p.parts]
+    data = [p for p in loaded if not p.name.startswith("_dlt") and p.suffix != ".sql"]  # .sql: the merges
     assert len(data) >= len(SEED_RESOURCES), loaded
-    assert {p.read_bytes()[:2] == b"\x1f\x8b" for p in data} == {gzip}
     if destination == "duckdb":
+        assert {p.suffix for p in data} == {".parquet"}
         assert table_counts(loader_env["DESTINATION__DUCKDB__CREDENTIALS"]) == expected
+    else:
+        assert {p.read_bytes()[:2] == b"\x1f\x8b" for p in data} == {True}
     # the default is the run's only: the next run may load elsewhere
     assert os.environ.get("DATA_WRITER__DISABLE_COMPRESSION") == setting
 
