@@ -44,7 +44,7 @@ _OUTBOX_PAGES = 8  # pages read but not yet sent, in the reading process
 _SWITCH_INTERVAL_S = 0.05
 
 Message = Tuple[str, Any, Tuple[str, int, int]]  # (kind, page / error / log record, (path, pages, retries))
-Outbox = queue.Queue  # of Message; not subscripted: a runtime alias
+Outbox = queue.Queue[Message]
 
 
 class ReaderProcessError(RuntimeError):
@@ -165,22 +165,23 @@ def _read(pages: Iterator[Any], figures: ResourceFigures, pipe: Connection) -> N
 
 
 def _send(outbox: Outbox, pipe: Connection) -> None:
-    """Write the outbox into the pipe until the end or the error is sent; the process ends (status 1)
-    when the pipe is closed: its consumer stopped, nothing more is wanted."""
-    while True:
-        kind, item, state = outbox.get()
-        try:
-            data = pickle.dumps((kind, item, state), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            if kind == LOG:  # dropped, as logging drops a record its handler cannot emit
-                continue
-            kind, data = ERROR, pickle.dumps((ERROR, _portable(exc), state))
-        try:
+    """Write the outbox into the pipe until the end or the error is sent. The process ends (status 1)
+    when the pipe is closed (its consumer stopped: nothing more is wanted) or this thread cannot go
+    on: the reading thread would otherwise wait for it for ever."""
+    try:
+        while True:
+            kind, item, state = outbox.get()
+            try:
+                data = pickle.dumps((kind, item, state), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                if kind == LOG:  # dropped, as logging drops a record its handler cannot emit
+                    continue
+                kind, data = ERROR, pickle.dumps((ERROR, _portable(exc), state))
             pipe.send_bytes(data)  # what `recv()` on the other end unpickles
-        except OSError:
-            os._exit(1)
-        if kind in (DONE, ERROR):
-            return
+            if kind in (DONE, ERROR):
+                return
+    except BaseException:  # noqa: B036 (the process ends; its consumer reports how)
+        os._exit(1)
 
 
 def _log_through(outbox: Outbox, figures: ResourceFigures) -> None:

@@ -206,6 +206,28 @@ def test_a_log_record_that_cannot_be_pickled_is_dropped_and_the_pages_still_arri
     assert list(read_ahead(pages(), ResourceFigures("sessions")).pages()) == [[{"id": 1}], [{"id": 2}]]
 
 
+def test_a_sending_thread_that_fails_ends_the_process_and_fails_the_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a reading process that waits for ever on its full outbox: the resource fails at once."""
+    read = reader_process._read
+
+    class Unwritable:
+        def __init__(self, pipe: Any) -> None:
+            self._pipe = pipe  # held open: only the process's end closes it
+
+        def send_bytes(self, data: bytes) -> None:
+            raise RuntimeError("cannot write")
+
+    monkeypatch.setattr(reader_process, "_read", lambda pages, figures, pipe: read(pages, figures, Unwritable(pipe)))
+
+    def pages() -> Iterator[Any]:
+        for n in range(100):
+            yield [{"id": n}]
+
+    reader = read_ahead(pages(), ResourceFigures("sessions"), deadline=time.monotonic() + 10)
+    with pytest.raises(reader_process.ReaderProcessError, match=r"ended without an answer \(exit status 1\)"):
+        next(reader.pages())
+
+
 def test_a_consumer_that_stops_or_a_cancelled_run_ends_the_reading_process() -> None:
     def endless() -> Iterator[Any]:
         n = 0
