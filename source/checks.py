@@ -40,6 +40,16 @@ def response_check(
             name, f"the answer from GET {path} (page {page}) {what}", status=response.status_code, path=path, page=page
         )
 
+    def key_error(response: Response, page: int, how_many: str, what: str) -> MissingPrimaryKeyError:
+        return MissingPrimaryKeyError(
+            name,
+            f"{how_many} records on page {page} of GET {path} {what}; "
+            f'set the key with {section} primary_key = "<field>" in .dlt/config.toml; {switch}',
+            status=response.status_code,
+            path=path,
+            page=page,
+        )
+
     def check(response: Response, *args: Any, **kwargs: Any) -> None:
         page = figures.pages + 1
         if response.status_code >= 300:
@@ -90,26 +100,13 @@ def response_check(
         for key in keys:
             missing = sum(1 for r in records if r.get(key) is None)
             if missing:
-                raise MissingPrimaryKeyError(
-                    name,
-                    f"{missing} of {len(records)} records on page {page} of GET {path} have no primary key '{key}'; "
-                    f'set the key with {section} primary_key = "<field>" in .dlt/config.toml; {switch}',
-                    status=response.status_code,
-                    path=path,
-                    page=page,
-                )
+                raise key_error(response, page, f"{missing} of {len(records)}", f"have no primary key '{key}'")
             # dlt would flatten it into other columns (`id__value`, a child table) and leave the key empty
             shaped = [r[key] for r in records if isinstance(r[key], (dict, list))]
             if shaped:
-                raise MissingPrimaryKeyError(
-                    name,
-                    f"{len(shaped)} of {len(records)} records on page {page} of GET {path} have a primary key "
-                    f"'{key}' that is {'an object' if isinstance(shaped[0], dict) else 'a list'}, not a value; "
-                    f'set the key with {section} primary_key = "<field>" in .dlt/config.toml; {switch}',
-                    status=response.status_code,
-                    path=path,
-                    page=page,
-                )
+                kind = "an object" if isinstance(shaped[0], dict) else "a list"
+                what = f"have a primary key '{key}' that is {kind}, not a value"
+                raise key_error(response, page, f"{len(shaped)} of {len(records)}", what)
         if resource["paginate"] and token:
             _check_cursor(name, path, page, str(token), seen, max_pages)
         figures.pages += 1
