@@ -173,7 +173,7 @@ def _resource(entry: Mapping[str, Any], config: SourceConfig, options: RunOption
         # (loader/pipeline.py): alone there, its reader already reads beside dlt, and dlt's worker
         # pool would only add a thread hand-over per page and, when the chain ends, two of its
         # 10 ms polling sleeps before the phase can go on
-        parallelized=not (early and list(options.start_now) == [name]),
+        parallelized=list(options.start_now) != [name],
     )
     return resource
 
