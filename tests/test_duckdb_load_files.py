@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import dlt
-import duckdb
 import pytest
 
 from loader.destinations import open_destination
 from loader.environment import load_settings
+from tests.helpers import query
 
 
 def load(rows: List[Dict[str, Any]], tmp_path: Path) -> None:
@@ -27,11 +27,6 @@ def load(rows: List[Dict[str, Any]], tmp_path: Path) -> None:
         pipeline.run(rows, table_name="things", primary_key="id", write_disposition="merge")
 
 
-def stored(path: str, sql: str) -> List[Any]:
-    with duckdb.connect(path, read_only=True) as connection:
-        return connection.sql(sql).fetchall()
-
-
 @pytest.fixture
 def warehouse(loader_env: Dict[str, str]) -> Iterator[str]:
     yield loader_env["DESTINATION__DUCKDB__CREDENTIALS"]
@@ -41,11 +36,11 @@ def test_a_text_column_keeps_text_that_looks_like_a_timestamp(warehouse: str, tm
     load([{"id": 1, "due": "soon"}], tmp_path)  # dlt types `due` as text from its first value
     load([{"id": n, "due": "2026-01-01T00:00:00Z"} for n in range(2, 102)], tmp_path)
 
-    assert stored(
+    assert query(
         warehouse,
         "SELECT data_type FROM information_schema.columns WHERE table_schema = 'types_test' AND column_name = 'due'",
     ) == [("VARCHAR",)]
-    assert stored(warehouse, "SELECT DISTINCT due FROM types_test.things WHERE id > 1") == [("2026-01-01T00:00:00Z",)]
+    assert query(warehouse, "SELECT DISTINCT due FROM types_test.things WHERE id > 1") == [("2026-01-01T00:00:00Z",)]
 
 
 def test_a_column_first_seen_late_in_a_big_load_is_loaded(warehouse: str, tmp_path: Path) -> None:
@@ -54,4 +49,4 @@ def test_a_column_first_seen_late_in_a_big_load_is_loaded(warehouse: str, tmp_pa
 
     load(rows, tmp_path)
 
-    assert stored(warehouse, "SELECT count(*), count(late), max(late) FROM types_test.things") == [(25_000, 1, "here")]
+    assert query(warehouse, "SELECT count(*), count(late), max(late) FROM types_test.things") == [(25_000, 1, "here")]
