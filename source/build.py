@@ -86,7 +86,7 @@ def api_client(
     return RESTClient(
         base_url=config.base_url,
         headers=auth_headers(config.auth_scheme, config.api_key),
-        session=retrying_session(config.runtime, count_transient, deadline, ended),
+        session=retrying_session(config.runtime, config.base_url, count_transient, deadline, ended),
     )
 
 

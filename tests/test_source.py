@@ -4,8 +4,11 @@ settings; unit-level HTTP through `responses`."""
 from __future__ import annotations
 
 import functools
+import json
 import re
-from typing import Any, Dict, List
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Iterator, List
 
 import dlt
 import pytest
@@ -238,6 +241,77 @@ def test_settings_resolve_from_dlt_env_vars(sim: Any, monkeypatch: pytest.Monkey
 
     assert len(rows) == sim.sim.config.rows["sessions"]
     assert {r["params"]["uid"] for r in sim.sim.requests} == {"env-uid"}
+
+
+def test_a_netrc_entry_for_the_api_host_does_not_replace_the_key(
+    sim: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would send the `.netrc` login instead of the key's Authorization header."""
+    from tests.helpers import API_KEY
+
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-key\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(netrc))
+
+    rows = list(analytics_source(base_url=sim.url, uid="u1", api_key=API_KEY).with_resources("segments"))
+
+    assert len(rows) == sim.sim.config.rows["segments"]
+    assert {r["authorization"] for r in sim.sim.requests} == {f"Bearer {API_KEY}"}
+
+
+class _RecordingProxy(BaseHTTPRequestHandler):
+    """An HTTP proxy that answers every request itself with one page of segments."""
+
+    seen: List[str] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)  # a proxy is sent the absolute URL
+        body = json.dumps(page("segments", [1])).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy() -> Iterator[str]:
+    _RecordingProxy.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_environment_s_proxy_carries_the_api_s_requests(proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy variables apply as requests applies them, though the session reads them only once."""
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    base = "http://127.0.0.1:9"  # nothing listens there (discard port): reached through the proxy only
+
+    rows = list(analytics_source(base_url=base, uid="u1", api_key=KEY).with_resources("segments"))
+
+    assert [r["id"] for r in rows] == ["r1"]
+    assert _RecordingProxy.seen == [f"{base}/segments/v1"]
+
+
+def test_no_proxy_sends_the_api_s_requests_direct(sim: Any, proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import API_KEY
+
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    rows = list(analytics_source(base_url=sim.url, uid="u1", api_key=API_KEY).with_resources("segments"))
+
+    assert len(rows) == sim.sim.config.rows["segments"]
+    assert _RecordingProxy.seen == []
 
 
 def test_full_load_into_duckdb_exact_counts_then_merge(
