@@ -274,6 +274,32 @@ def test_a_run_keeps_the_objects_it_found_out_of_the_collector_and_gives_them_ba
     assert gc.get_freeze_count() == before
 
 
+def test_what_each_phase_s_extract_left_is_frozen_before_its_normalize(
+    client: Any, loader_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full collections of normalize and load skip what the extract left; all unfrozen after the run."""
+    import gc
+
+    from dlt.pipeline.pipeline import Pipeline
+
+    at_phase = seen_at_each_phase(monkeypatch, lambda resources: gc.get_freeze_count())
+    at_normalize: List[int] = []
+    normalize = Pipeline.normalize
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.pipeline_name == loader_env.get("PIPELINE_NAME", "analytics"):  # not the run history's
+            at_normalize.append(gc.get_freeze_count())
+        return normalize(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "normalize", spy)
+    before = gc.get_freeze_count()
+
+    assert post(client, {}).status_code == 200
+    assert len(at_phase) == len(at_normalize) == 2
+    assert all(n > p for n, p in zip(at_normalize, at_phase, strict=True)), (at_phase, at_normalize)
+    assert gc.get_freeze_count() == before
+
+
 def test_loaded_data_is_not_kept_in_the_working_folder(client: Any, loader_env: Dict[str, str]) -> None:
     """The working folder is in memory on Cloud Functions and kept on a warm instance: after two runs it
     holds no data files (dlt's loaded packages are deleted), only state and schemas."""
