@@ -46,6 +46,7 @@ class ReadAhead:
     ) -> None:
         self._pages = pages
         self._process_figures = process if reader_process.AVAILABLE else None
+        self._process: Optional[reader_process.ReaderProcess] = None
         self._ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._cancel = cancel or threading.Event()  # set by the run: every reader stops
@@ -60,8 +61,8 @@ class ReadAhead:
             if self._process_figures is not None:
                 # forked here, by the caller's thread; the reading thread then only relays its pages
                 try:
-                    forked = reader_process.ReaderProcess(self._pages, self._process_figures)
-                    self._pages = forked.pages(self._stopped)
+                    self._process = reader_process.ReaderProcess(self._pages, self._process_figures)
+                    self._pages = self._process.pages(self._stopped)
                 except OSError as exc:
                     log.warning(
                         f"could not start a process to read {self._process_figures.name} "
@@ -92,10 +93,13 @@ class ReadAhead:
         except BaseException as exc:  # noqa: B036 (raised in the consumer)
             self._put(exc)
         finally:
-            # a consumer that stopped early ends the pages' source too (a reading process is reaped)
+            # a consumer that stopped early ends the pages' source too (a reading process is reaped);
+            # a reading process that sent its end is reaped here, once the end is handed over
             close = getattr(self._pages, "close", None)
             if close is not None:
                 close()
+            if self._process is not None:
+                self._process.close()
 
     def _stopped(self) -> bool:
         return self._stop.is_set() or self._cancel.is_set()

@@ -228,6 +228,31 @@ def test_a_sending_thread_that_fails_ends_the_process_and_fails_the_resource(mon
         next(reader.pages())
 
 
+def test_the_end_of_the_pages_is_handed_over_before_the_process_is_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reaping waits for the kernel to free the forked copy: the consumer must not wait for it."""
+    handed_over = threading.Event()
+    reaped_after: List[bool] = []
+    close = reader_process.ReaderProcess.close
+
+    def close_once_handed_over(self: reader_process.ReaderProcess) -> Any:
+        reaped_after.append(handed_over.wait(5))
+        return close(self)
+
+    def two() -> Iterator[Any]:
+        yield from ([{"id": n, "pid": os.getpid()}] for n in (1, 2))  # the reading process's id
+
+    monkeypatch.setattr(reader_process.ReaderProcess, "close", close_once_handed_over)
+    reader = read_ahead(two(), ResourceFigures("sessions"))
+
+    got = list(reader.pages())
+    handed_over.set()
+    reader.join()
+
+    assert [p[0]["id"] for p in got] == [1, 2]
+    assert reaped_after == [True]
+    assert gone(got[0][0]["pid"])
+
+
 def test_a_consumer_that_stops_or_a_cancelled_run_ends_the_reading_process() -> None:
     def endless() -> Iterator[Any]:
         n = 0
