@@ -16,12 +16,43 @@ from typing import Any, Callable, Dict, Optional
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ReadTimeout
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from source.configuration import Runtime
 from source.errors import TRANSIENT_ERRORS, DeadlineExceededError, RunEndedError
 from source.settings import RETRY_STATUSES
 
 _CHUNK = 64 * 1024
+
+# Called by the thread that sent a request, once the request is written to its socket and before
+# its answer is read; None: nothing is called. The reading process sets it (its own copy, after the
+# fork; source/reader_process.py) to hand a page over while the next request waits for its answer.
+# Through a proxy, requests' proxy managers keep urllib3's own connections: no call, and the
+# reading process hands each page over after its hold instead.
+request_sent_hook: Optional[Callable[[], None]] = None
+
+
+class _SentHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        if request_sent_hook is not None:
+            request_sent_hook()
+
+
+class _SentHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        if request_sent_hook is not None:
+            request_sent_hook()
+
+
+class _SentHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _SentHTTPConnection
+
+
+class _SentHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _SentHTTPSConnection
 
 
 def auth_headers(scheme: str, api_key: str) -> Dict[str, str]:
@@ -44,6 +75,11 @@ class BoundedAdapter(HTTPAdapter):
         self._on_transient_error = on_transient_error
         self._deadline = deadline
         self._ended = ended
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """urllib3's pools, with connections that call `request_sent_hook` once a request is sent."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _SentHTTPConnectionPool, "https": _SentHTTPSConnectionPool}
 
     def send(  # type: ignore[override]  # requests passes verify/cert/proxies through **kwargs
         self, request: PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any

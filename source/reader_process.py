@@ -33,6 +33,7 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterator, Optional, Tuple
 
+from source import client
 from source.figures import ResourceFigures
 
 # fork is the only start method that can hand a generator over; macOS's system libraries are not fork-safe
@@ -42,6 +43,7 @@ PAGE, DONE, ERROR, LOG = "page", "done", "error", "log"
 _POLL = 0.1  # seconds: how often `pages()` checks whether its consumer stopped
 _OUTBOX_PAGES = 8  # pages read but not yet sent, in the reading process
 _SWITCH_INTERVAL_S = 0.05
+_HOLD_S = 0.05  # the longest a page waits for the next request to go out (a retry's back-off, say)
 
 Message = Tuple[str, Any, Tuple[str, int, int]]  # (kind, page / error / log record, (path, pages, retries))
 Outbox = queue.Queue[Message]
@@ -151,31 +153,42 @@ class _PipeQueue:
 def _read(pages: Iterator[Any], figures: ResourceFigures, pipe: Connection) -> None:
     """The reading process: queue each page, then the end or the error, for the sending thread;
     leave without cleaning up its copy of the parent once all of it is sent."""
-    # the sending thread asks for the interpreter's lock as soon as a page is queued; with a long
-    # switch interval it gets it when the next request waits for its answer, not before it is sent
+    # The sending thread pickles a page once the next request is written to its socket
+    # (`client.request_sent_hook`): woken earlier, it would take the interpreter's lock at the first
+    # system call of the request's preparation (urllib3 polls the kept-alive socket) and delay the
+    # request by the pickling, ~0.2 ms. The long switch interval keeps the lock with the reading
+    # thread until the request waits for its answer.
     sys.setswitchinterval(_SWITCH_INTERVAL_S)
+    sent = threading.Event()
+    client.request_sent_hook = sent.set
     outbox: Outbox = queue.Queue(maxsize=_OUTBOX_PAGES)
-    sender = threading.Thread(target=_send, args=(outbox, pipe), name="reader-send", daemon=True)
+    sender = threading.Thread(target=_send, args=(outbox, pipe, sent), name="reader-send", daemon=True)
     sender.start()
     try:
         _log_through(outbox, figures)
         for page in pages:
+            sent.clear()
             outbox.put((PAGE, page, _state(figures)))
+        sent.set()  # no request follows the last page
         outbox.put((DONE, None, _state(figures)))
     except BaseException as exc:  # noqa: B036 (handed over to the consumer, which raises it)
+        sent.set()
         outbox.put((ERROR, _portable(exc), _state(figures)))
     finally:
         sender.join()
         os._exit(0)
 
 
-def _send(outbox: Outbox, pipe: Connection) -> None:
-    """Write the outbox into the pipe until the end or the error is sent. The process ends (status 1)
-    when the pipe is closed (its consumer stopped: nothing more is wanted) or this thread cannot go
-    on: the reading thread would otherwise wait for it for ever."""
+def _send(outbox: Outbox, pipe: Connection, sent: threading.Event) -> None:
+    """Write the outbox into the pipe until the end or the error is sent; the latest page once the
+    next request is out (`sent`), or after `_HOLD_S`. The process ends (status 1) when the pipe is
+    closed (its consumer stopped: nothing more is wanted) or this thread cannot go on: the reading
+    thread would otherwise wait for it for ever."""
     try:
         while True:
             kind, item, state = outbox.get()
+            if kind == PAGE and outbox.empty():  # behind, with pages queued: no need to wait
+                sent.wait(_HOLD_S)
             try:
                 data = pickle.dumps((kind, item, state), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Set
 import pytest
 import requests
 
-from source import reader_process
+from source import client, reader_process
 from source.errors import ResponseShapeError, UpstreamHTTPError
 from source.figures import ResourceFigures
 from source.prefetch import ReadAhead
@@ -162,6 +162,42 @@ def test_the_next_page_is_read_while_the_one_before_it_crosses_the_pipe() -> Non
     first, second = list(read_ahead(pages(), ResourceFigures("sessions")).pages())
     # page 2 was read before page 1 had been pickled into the pipe, not after
     assert second[0]["read_at"] < first[0]["crossed_at"]
+
+
+class PickledAt:
+    """Unpickled, the time it was pickled (in the reading process)."""
+
+    def __reduce__(self) -> Any:
+        return (float, (time.monotonic(),))
+
+
+def test_a_page_is_handed_over_once_the_next_request_is_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not while the next request is prepared: the pickling would delay it."""
+    monkeypatch.setattr(reader_process, "_HOLD_S", 30.0)  # in the forked copy too: only the request releases it
+
+    def pages() -> Iterator[Any]:
+        yield [{"id": 1, "pickled_at": PickledAt()}]
+        time.sleep(0.05)  # the next request prepared
+        sent_at = time.monotonic()
+        assert client.request_sent_hook is not None
+        client.request_sent_hook()  # what the connection calls once the request is written
+        time.sleep(0.05)  # its answer awaited
+        yield [{"id": 2, "sent_at": sent_at}]
+
+    first, second = list(read_ahead(pages(), ResourceFigures("sessions")).pages())
+
+    assert first[0]["pickled_at"] >= second[0]["sent_at"]
+
+
+def test_a_page_whose_next_request_does_not_go_out_is_handed_over_after_the_hold() -> None:
+    def pages() -> Iterator[Any]:
+        yield [{"id": 1, "pickled_at": PickledAt()}]
+        time.sleep(1.0)  # a retry's back-off, say: no request goes out
+        yield [{"id": 2, "read_at": time.monotonic()}]
+
+    first, second = list(read_ahead(pages(), ResourceFigures("sessions")).pages())
+
+    assert first[0]["pickled_at"] < second[0]["read_at"] - 0.5
 
 
 def test_pages_read_ahead_of_a_consumer_that_does_not_take_them_stay_bounded() -> None:

@@ -261,6 +261,24 @@ def test_a_netrc_entry_for_the_api_host_does_not_replace_the_key(
     assert {r["authorization"] for r in sim.sim.requests} == {f"Bearer {API_KEY}"}
 
 
+def test_each_request_sent_calls_the_hook_before_its_answer_is_read(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`client.request_sent_hook` (set by a reading process) is called once per request written out."""
+    from source import client
+    from source.configuration import Runtime
+    from tests.helpers import API_KEY
+
+    calls: List[int] = []
+    answered = lambda: len([r for r in sim.sim.requests if r.get("status")])  # noqa: E731
+    monkeypatch.setattr(client, "request_sent_hook", lambda: calls.append(answered()))
+    session = client.retrying_session(Runtime(), sim.url, lambda: None, None)
+
+    for _ in range(2):
+        answer = session.get(f"{sim.url}/segments/v1", headers={"Authorization": f"Bearer {API_KEY}"})
+        assert answer.status_code == 200
+
+    assert calls == [0, 1]  # each time before the simulator had answered that request
+
+
 class _RecordingProxy(BaseHTTPRequestHandler):
     """An HTTP proxy that answers every request itself with one page of segments."""
 
