@@ -85,8 +85,8 @@ class ReaderProcess:
     def pages(self, stopped: Callable[[], bool]) -> Iterator[Any]:
         """The pages the process sends, in order, then its error raised here; ends early once
         `stopped()`. The process is ended and reaped when this generator raises, stops early or is
-        closed; after the process's own end, the caller reaps it with `close()`: the kernel takes
-        ~8 ms to free a forked copy of a loaded instance, which the caller can hand the end over first.
+        closed. After the process's own end, the caller reaps it with `close()`, once it has handed
+        the end over: the kernel takes ~8 ms to free a forked copy of a loaded instance.
 
         Raises:
             ReaderProcessError: the process ended (crashed, was killed) without its end or its error.

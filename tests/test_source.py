@@ -268,12 +268,18 @@ def test_each_request_sent_calls_the_hook_before_its_answer_is_read(sim: Any, mo
     from tests.helpers import API_KEY
 
     calls: List[int] = []
-    answered = lambda: len([r for r in sim.sim.requests if r.get("status")])  # noqa: E731
-    monkeypatch.setattr(client, "request_sent_hook", lambda: calls.append(answered()))
+    # this test's requests only: a reading thread an earlier test left behind may still send its own
+    mine = lambda: len([r for r in sim.sim.requests if r.get("status") and "hook_probe" in r["params"]])  # noqa: E731
+    this_thread = threading.get_ident()
+    monkeypatch.setattr(
+        client, "request_sent_hook", lambda: calls.append(mine()) if threading.get_ident() == this_thread else None
+    )
     session = client.retrying_session(Runtime(), sim.url, lambda: None, None)
 
-    for _ in range(2):
-        answer = session.get(f"{sim.url}/segments/v1", headers={"Authorization": f"Bearer {API_KEY}"})
+    for n in range(2):
+        answer = session.get(
+            f"{sim.url}/segments/v1", params={"hook_probe": n}, headers={"Authorization": f"Bearer {API_KEY}"}
+        )
         assert answer.status_code == 200
 
     assert calls == [0, 1]  # each time before the simulator had answered that request
