@@ -261,28 +261,30 @@ def test_a_netrc_entry_for_the_api_host_does_not_replace_the_key(
     assert {r["authorization"] for r in sim.sim.requests} == {f"Bearer {API_KEY}"}
 
 
-def test_each_request_sent_calls_the_hook_before_its_answer_is_read(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`client.request_sent_hook` (set by a reading process) is called once per request written out."""
+def test_each_request_sent_calls_the_hook_once_while_it_is_in_flight(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`client.request_sent_hook` (set by a reading process) is called once per request, inside it."""
     from source import client
     from source.configuration import Runtime
     from tests.helpers import API_KEY
 
-    calls: List[int] = []
-    # this test's requests only: a reading thread an earlier test left behind may still send its own
-    mine = lambda: len([r for r in sim.sim.requests if r.get("status") and "hook_probe" in r["params"]])  # noqa: E731
-    this_thread = threading.get_ident()
-    monkeypatch.setattr(
-        client, "request_sent_hook", lambda: calls.append(mine()) if threading.get_ident() == this_thread else None
-    )
+    calls: List[Any] = []
+    in_flight: List[Any] = [None]  # the request this test is inside of
+    this_thread = threading.get_ident()  # a reading thread an earlier test left behind may send too
+
+    def hook() -> None:
+        if threading.get_ident() == this_thread:
+            calls.append(in_flight[0])
+
+    monkeypatch.setattr(client, "request_sent_hook", hook)
     session = client.retrying_session(Runtime(), sim.url, lambda: None, None)
 
     for n in range(2):
-        answer = session.get(
-            f"{sim.url}/segments/v1", params={"hook_probe": n}, headers={"Authorization": f"Bearer {API_KEY}"}
-        )
+        in_flight[0] = n
+        answer = session.get(f"{sim.url}/segments/v1", headers={"Authorization": f"Bearer {API_KEY}"})
+        in_flight[0] = None
         assert answer.status_code == 200
 
-    assert calls == [0, 1]  # each time before the simulator had answered that request
+    assert calls == [0, 1]
 
 
 class _RecordingProxy(BaseHTTPRequestHandler):
