@@ -40,11 +40,8 @@ class _SentHTTPConnection(HTTPConnection):
             request_sent_hook()
 
 
-class _SentHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        super().request(*args, **kwargs)
-        if request_sent_hook is not None:
-            request_sent_hook()
+class _SentHTTPSConnection(_SentHTTPConnection, HTTPSConnection):
+    """The same `request`, before HTTPSConnection's TLS (an HTTPSConnection is an HTTPConnection)."""
 
 
 class _SentHTTPConnectionPool(HTTPConnectionPool):
